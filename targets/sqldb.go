@@ -1,0 +1,47 @@
+package targets
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql" // database/sql driver "mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+)
+
+// DriverName is the database/sql driver for a dialect.
+func DriverName(d Dialect) string {
+	if d == Postgres {
+		return "pgx"
+	}
+	return "mysql"
+}
+
+// OpenDB opens a connection pool to dsn and checks it answers within the
+// context's deadline.
+func OpenDB(ctx context.Context, d Dialect, dsn string) (*sql.DB, error) {
+	db, err := sql.Open(DriverName(d), dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s connection: %w", d, err)
+	}
+	db.SetConnMaxIdleTime(time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s: %w", d, err)
+	}
+	return db, nil
+}
+
+// MySQLDSN builds a go-sql-driver/mysql DSN over TCP. interpolateParams
+// keeps a statement with arguments to one round trip, like pgx.
+func MySQLDSN(user, password, addr, db string) string {
+	return fmt.Sprintf("%s:%s@tcp(%s)/%s?interpolateParams=true&timeout=5s&readTimeout=30s&writeTimeout=30s", user, password, addr, db)
+}
+
+// PostgresDSN builds a pgx DSN.
+func PostgresDSN(user, password, addr, db string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable&connect_timeout=5", user, password, addr, db)
+}
