@@ -1,0 +1,144 @@
+package workloads
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/aurorabench/aurorabench/checker"
+	"github.com/aurorabench/aurorabench/history"
+	"github.com/aurorabench/aurorabench/targets"
+)
+
+// Lag measures replica visibility lag: writers insert numbered marker rows
+// through the writer as fast as it takes them; one poller per replica, on a
+// direct connection, keeps asking which markers it can see. The lag of a
+// marker on a replica is the time from the writer's acknowledgement to the
+// completion of the first poll on that replica that saw it (an upper bound
+// by one poll round trip, clamped at zero when the replica saw it first).
+type Lag struct {
+	ids      counter
+	replicas []string // replica ids in worker order (workers 0..len-1 poll)
+}
+
+// NewLag returns the lag workload.
+func NewLag() *Lag { return &Lag{} }
+
+func (l *Lag) Name() string { return "lag" }
+
+func (l *Lag) Setup(ctx context.Context, env *Env) error {
+	l.replicas = l.replicas[:0]
+	for id := range env.Replicas {
+		l.replicas = append(l.replicas, id)
+	}
+	sort.Strings(l.replicas)
+	if len(l.replicas) == 0 {
+		l.replicas = []string{"reader"}
+	}
+	if env.Concurrency <= len(l.replicas) {
+		return fmt.Errorf("lag workload needs --concurrency above the number of replicas (%d): one poller per replica plus writers", len(l.replicas))
+	}
+	return execAll(ctx, env.Writer,
+		"DROP TABLE IF EXISTS lag_markers",
+		"CREATE TABLE lag_markers (id BIGINT PRIMARY KEY, written_at BIGINT NOT NULL)")
+}
+
+func (l *Lag) Next(rng *rand.Rand, w int) history.Op {
+	if w < len(l.replicas) {
+		return history.Op{F: "poll", Node: l.replicas[w]}
+	}
+	return history.Op{F: "mark", Value: history.Int(l.ids.next())}
+}
+
+func (l *Lag) NewClient(ctx context.Context, env *Env, w int) (Client, error) {
+	if w >= len(l.replicas) {
+		return &lagWriter{db: env.Writer, ins: q(env.Dialect, "INSERT INTO lag_markers (id, written_at) VALUES (?, ?)")}, nil
+	}
+	id := l.replicas[w]
+	db := env.Reader
+	owned := false
+	if dsn, ok := env.Replicas[id]; ok {
+		var err error
+		db, err = targets.OpenDB(ctx, env.Dialect, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("connect to replica %s: %w", id, err)
+		}
+		db.SetMaxOpenConns(1)
+		owned = true
+	}
+	return &lagPoller{db: db, owned: owned, q: q(env.Dialect, "SELECT id FROM lag_markers WHERE id > ? ORDER BY id LIMIT 10000"), seen: map[int64]bool{}}, nil
+}
+
+type lagWriter struct {
+	db  *sql.DB
+	ins string
+	mu  sync.Mutex
+}
+
+func (c *lagWriter) Close() error { return nil }
+
+func (c *lagWriter) Invoke(ctx context.Context, op history.Op) history.Op {
+	id, _ := strconv.ParseInt(string(op.Value), 10, 64)
+	_, err := c.db.ExecContext(ctx, c.ins, id, op.Time)
+	return complete(op, err)
+}
+
+// lagReorderWindow is how far apart concurrently committed markers may
+// become visible out of id order.
+const lagReorderWindow = 5000
+
+// lagPoller remembers what it has seen: the watermark below which every id
+// was seen, and the ids seen above it, so each poll reports only new ids.
+type lagPoller struct {
+	db        *sql.DB
+	owned     bool
+	q         string
+	watermark int64
+	seen      map[int64]bool
+}
+
+func (c *lagPoller) Close() error {
+	if c.owned {
+		return c.db.Close()
+	}
+	return nil
+}
+
+func (c *lagPoller) Invoke(ctx context.Context, op history.Op) history.Op {
+	ids, err := readInts(ctx, c.db, c.q, c.watermark)
+	if err != nil {
+		return completeRead(op, err)
+	}
+	var fresh []int64
+	for _, id := range ids {
+		if !c.seen[id] {
+			c.seen[id] = true
+			fresh = append(fresh, id)
+		}
+	}
+	for c.seen[c.watermark+1] {
+		delete(c.seen, c.watermark+1)
+		c.watermark++
+	}
+	// A marker whose insert failed leaves a hole that never fills: past a
+	// window of out-of-order commits, give up on it so polls stay small.
+	if n := len(ids); n > 0 && ids[n-1]-c.watermark > lagReorderWindow {
+		c.watermark = ids[n-1] - lagReorderWindow
+		for id := range c.seen {
+			if id <= c.watermark {
+				delete(c.seen, id)
+			}
+		}
+	}
+	return ok(op, history.Ints(fresh))
+}
+
+func (l *Lag) Final(ctx context.Context, env *Env, rec Recorder) error { return nil }
+
+func (l *Lag) Checkers() []checker.Checker {
+	return []checker.Checker{checker.Lag{}, checker.Perf{}}
+}
