@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
@@ -94,9 +95,8 @@ func (l Lag) Check(ctx context.Context, in *Input) Result {
 			if lag < 0 {
 				lag = 0
 			}
-			us := lag / 1000
-			_ = h.RecordValue(us)
-			_ = all.RecordValue(us)
+			Record(h, time.Duration(lag))
+			Record(all, time.Duration(lag))
 		}
 		replicas[r] = LagReplica{Percentiles: PercentilesOf(h), Histogram: histogramBuckets(h), Unseen: unseen}
 	}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/aurorabench/aurorabench/checker"
 	"github.com/aurorabench/aurorabench/history"
@@ -23,7 +24,19 @@ import (
 type Lag struct {
 	ids      counter
 	replicas []string // replica ids in worker order (workers 0..len-1 poll)
+
+	mu      sync.Mutex
+	acked   []int64               // marker ids the writer acknowledged
+	pollers map[string]*lagPoller // kept for the final catch-up polls
 }
+
+// lagPollPause spaces a replica's polls: polling flat out on a small
+// machine steals the CPU the replica needs to apply changes and would
+// inflate the lag it measures. 1 ms bounds the added error.
+const lagPollPause = time.Millisecond
+
+// lagCatchUp bounds the final wait for replicas to show every marker.
+const lagCatchUp = 60 * time.Second
 
 // NewLag returns the lag workload.
 func NewLag() *Lag { return &Lag{} }
@@ -56,7 +69,7 @@ func (l *Lag) Next(rng *rand.Rand, w int) history.Op {
 
 func (l *Lag) NewClient(ctx context.Context, env *Env, w int) (Client, error) {
 	if w >= len(l.replicas) {
-		return &lagWriter{db: env.Writer, ins: q(env.Dialect, "INSERT INTO lag_markers (id, written_at) VALUES (?, ?)")}, nil
+		return &lagWriter{l: l, db: env.Writer, ins: q(env.Dialect, "INSERT INTO lag_markers (id, written_at) VALUES (?, ?)")}, nil
 	}
 	id := l.replicas[w]
 	db := env.Reader
@@ -70,13 +83,20 @@ func (l *Lag) NewClient(ctx context.Context, env *Env, w int) (Client, error) {
 		db.SetMaxOpenConns(1)
 		owned = true
 	}
-	return &lagPoller{db: db, owned: owned, q: q(env.Dialect, "SELECT id FROM lag_markers WHERE id > ? ORDER BY id LIMIT 10000"), seen: map[int64]bool{}}, nil
+	p := &lagPoller{db: db, owned: owned, q: q(env.Dialect, "SELECT id FROM lag_markers WHERE id > ? ORDER BY id LIMIT 10000"), seen: map[int64]bool{}}
+	l.mu.Lock()
+	if l.pollers == nil {
+		l.pollers = map[string]*lagPoller{}
+	}
+	l.pollers[id] = p
+	l.mu.Unlock()
+	return p, nil
 }
 
 type lagWriter struct {
+	l   *Lag
 	db  *sql.DB
 	ins string
-	mu  sync.Mutex
 }
 
 func (c *lagWriter) Close() error { return nil }
@@ -84,6 +104,11 @@ func (c *lagWriter) Close() error { return nil }
 func (c *lagWriter) Invoke(ctx context.Context, op history.Op) history.Op {
 	id, _ := strconv.ParseInt(string(op.Value), 10, 64)
 	_, err := c.db.ExecContext(ctx, c.ins, id, op.Time)
+	if err == nil {
+		c.l.mu.Lock()
+		c.l.acked = append(c.l.acked, id)
+		c.l.mu.Unlock()
+	}
 	return complete(op, err)
 }
 
@@ -101,14 +126,28 @@ type lagPoller struct {
 	seen      map[int64]bool
 }
 
-func (c *lagPoller) Close() error {
+// Close is deferred to Final, which still needs the connection.
+func (c *lagPoller) Close() error { return nil }
+
+func (c *lagPoller) close() error {
 	if c.owned {
 		return c.db.Close()
 	}
 	return nil
 }
 
+// has reports whether the poller has seen id.
+func (c *lagPoller) has(id int64) bool { return id <= c.watermark || c.seen[id] }
+
 func (c *lagPoller) Invoke(ctx context.Context, op history.Op) history.Op {
+	if op.Time > 0 { // not the first poll: pause (see lagPollPause)
+		t := time.NewTimer(lagPollPause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	ids, err := readInts(ctx, c.db, c.q, c.watermark)
 	if err != nil {
 		return completeRead(op, err)
@@ -137,7 +176,45 @@ func (c *lagPoller) Invoke(ctx context.Context, op history.Op) history.Op {
 	return ok(op, history.Ints(fresh))
 }
 
-func (l *Lag) Final(ctx context.Context, env *Env, rec Recorder) error { return nil }
+// Final keeps polling every replica until it shows every acknowledged
+// marker (or lagCatchUp passes), so the slowest markers, the tail of the
+// distribution, are measured rather than dropped at the end of the run.
+func (l *Lag) Final(ctx context.Context, env *Env, rec Recorder) error {
+	l.mu.Lock()
+	acked := append([]int64(nil), l.acked...)
+	pollers := l.pollers
+	l.pollers = nil
+	l.mu.Unlock()
+	defer func() {
+		for _, p := range pollers {
+			_ = p.close()
+		}
+	}()
+	deadline := time.Now().Add(lagCatchUp)
+	ids := make([]string, 0, len(pollers))
+	for id := range pollers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		p := pollers[id]
+		missing := 0
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			missing = 0
+			for _, a := range acked {
+				if !p.has(a) {
+					missing++
+				}
+			}
+			if missing == 0 {
+				break
+			}
+			op := history.Op{F: "poll", Node: id, Time: 1}
+			rec(ctx, op, func(ctx context.Context) history.Op { return p.Invoke(ctx, op) })
+		}
+	}
+	return nil
+}
 
 func (l *Lag) Checkers() []checker.Checker {
 	return []checker.Checker{checker.Lag{}, checker.Perf{}}
