@@ -1,0 +1,428 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/aurorabench/aurorabench/checker"
+	"github.com/aurorabench/aurorabench/history"
+	"github.com/aurorabench/aurorabench/report"
+	"github.com/aurorabench/aurorabench/runner"
+	"github.com/aurorabench/aurorabench/targets"
+	"github.com/aurorabench/aurorabench/targets/dsn"
+	"github.com/aurorabench/aurorabench/targets/mariadb"
+	"github.com/aurorabench/aurorabench/targets/postgres"
+	"github.com/aurorabench/aurorabench/workloads"
+)
+
+// defaultTarget is mariadb until refdb can be launched as a target.
+const defaultTarget = "mariadb"
+
+type runFlags struct {
+	target, workload, nemesis, out string
+	duration, opTimeout            time.Duration
+	concurrency, replicas          int
+	rate                           float64
+	seed                           int64
+	tables, tableSize, keys        int
+	progress                       string
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	var f runFlags
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.target, "target", defaultTarget, "what to run against: mariadb, postgres (local clusters started here), or a mysql:// or postgres:// URL")
+	fs.StringVar(&f.workload, "workload", "register", "workload: "+strings.Join(workloads.Names(), ", "))
+	fs.StringVar(&f.nemesis, "nemesis", "none", "faults to inject: "+strings.Join(nemesisNames(), ", "))
+	fs.DurationVar(&f.duration, "time", 60*time.Second, "how long the workload runs")
+	fs.IntVar(&f.concurrency, "concurrency", 16, "client workers")
+	fs.Float64Var(&f.rate, "rate", 0, "open-loop rate in ops/s over all workers (0 = closed loop)")
+	fs.Int64Var(&f.seed, "seed", 0, "random seed (0 = derive from the clock; the seed used is printed and saved)")
+	fs.StringVar(&f.out, "out", "", "results folder (default results/<target>-<workload>-<time>)")
+	fs.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "per-operation timeout; a timed-out write is recorded as indeterminate (info)")
+	fs.IntVar(&f.replicas, "replicas", 2, "replicas of a local target")
+	fs.IntVar(&f.tables, "tables", 4, "oltp: sbtest tables (as sysbench --tables)")
+	fs.IntVar(&f.tableSize, "table-size", 10000, "oltp: rows per table (as sysbench --table-size)")
+	fs.IntVar(&f.keys, "keys", 0, "register: keys in use at once (default 4); bank: accounts (default 8)")
+	fs.DurationVar(&nemesisSchedule.Interval, "nemesis-interval", nemesisSchedule.Interval, "time between faults")
+	fs.DurationVar(&nemesisSchedule.Duration, "nemesis-duration", nemesisSchedule.Duration, "how long each fault lasts")
+	fs.StringVar(&f.progress, "progress", "auto", "live progress line: auto (when stdout is a terminal), always, never")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: aurorabench run [flags]\n\nRuns a workload against a target, checks the history and writes a results folder.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitValid, nil
+		}
+		return exitUsage, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return exitUsage, usagef("run takes no arguments, got %q", fs.Args())
+	}
+	params := workloads.Params{Tables: f.tables, TableSize: f.tableSize, Keys: f.keys}
+	wl, err := workloads.New(f.workload, params)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	if f.concurrency < 1 || f.concurrency > 4096 {
+		return exitUsage, usagef("--concurrency must be between 1 and 4096, got %d", f.concurrency)
+	}
+	if f.duration <= 0 {
+		return exitUsage, usagef("--time must be positive, got %s", f.duration)
+	}
+	if f.rate < 0 {
+		return exitUsage, usagef("--rate must not be negative, got %g", f.rate)
+	}
+	if f.replicas < 0 || f.replicas > 15 {
+		return exitUsage, usagef("--replicas must be between 0 and 15, got %d", f.replicas)
+	}
+	if f.progress != "auto" && f.progress != "always" && f.progress != "never" {
+		return exitUsage, usagef("--progress must be auto, always or never, got %q", f.progress)
+	}
+	if err := checkTargetName(f.target); err != nil {
+		return exitUsage, err
+	}
+	if _, err := newNemesis(f.nemesis, nil, 0); err != nil {
+		return exitUsage, usageError{err}
+	}
+	if f.seed == 0 {
+		f.seed = time.Now().UnixNano() % 1_000_000_007
+	}
+	if f.out == "" {
+		f.out = filepath.Join("results", fmt.Sprintf("%s-%s-%s", targetLabel(f.target), f.workload, time.Now().Format("20060102-150405")))
+	}
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return exitUsage, usagef("results folder: %v", err)
+	}
+
+	slog.Info("starting target", "target", targetLabel(f.target), "replicas", f.replicas)
+	tgt, err := openTarget(ctx, f.target, targets.Options{Replicas: f.replicas, Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }})
+	if err != nil {
+		return exitUsage, usageError{fmt.Errorf("target %s: %w", targetLabel(f.target), err)}
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := tgt.Close(cctx); err != nil {
+			slog.Warn("stopping target", "err", err)
+		}
+	}()
+
+	return runOn(ctx, tgt, wl, f, stdout)
+}
+
+// runOn runs workload wl against a started target and checks it.
+func runOn(ctx context.Context, tgt targets.Target, wl workloads.Workload, f runFlags, stdout io.Writer) (int, error) {
+	env, closeEnv, err := openEnv(ctx, tgt, f)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	defer closeEnv()
+	slog.Info("setting up workload", "workload", wl.Name())
+	if err := wl.Setup(ctx, env); err != nil {
+		return exitUsage, usageError{fmt.Errorf("workload %s setup: %w", wl.Name(), err)}
+	}
+	if err := workloads.WaitReplicas(ctx, env, 2*time.Minute); err != nil {
+		return exitUsage, usageError{err}
+	}
+	nem, err := newNemesis(f.nemesis, tgt, f.seed)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+
+	hw, err := history.Create(filepath.Join(f.out, history.FileName))
+	if err != nil {
+		return exitUsage, err
+	}
+	showProgress := f.progress == "always" || (f.progress == "auto" && isTerminal(stdout))
+	cfg := runner.Config{
+		Workload: wl, Env: env, Concurrency: f.concurrency, Duration: f.duration, Rate: f.rate,
+		Seed: f.seed, OpTimeout: f.opTimeout, History: hw, Nemesis: nem,
+	}
+	if showProgress {
+		cfg.Progress = func(p runner.Progress) { printProgress(stdout, p) }
+	} else {
+		cfg.Progress = logProgress()
+	}
+	slog.Info("running", "workload", wl.Name(), "target", tgt.Name(), "time", f.duration, "concurrency", f.concurrency, "rate", f.rate, "seed", f.seed, "out", f.out)
+	res, runErr := runner.Run(ctx, cfg)
+	if showProgress {
+		fmt.Fprintln(stdout)
+	}
+	if err := hw.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	copyLogs(tgt, f.out)
+	if runErr != nil {
+		return exitUsage, fmt.Errorf("run: %w (partial history in %s)", runErr, f.out)
+	}
+	if res.NemesisErr != nil {
+		slog.Warn("nemesis reported an error", "err", res.NemesisErr)
+	}
+
+	sum := &report.Summary{
+		Target: tgt.Name(), Workload: wl.Name(), Nemesis: f.nemesis,
+		Started: res.Start.Format(time.RFC3339), Duration: res.Elapsed.Seconds(),
+		Config: map[string]any{
+			"target": f.target, "workload": f.workload, "nemesis": f.nemesis, "time": f.duration.String(),
+			"concurrency": f.concurrency, "rate": f.rate, "seed": f.seed, "op_timeout": f.opTimeout.String(),
+			"replicas": f.replicas, "tables": f.tables, "table_size": f.tableSize, "keys": f.keys,
+		},
+	}
+	return checkAndReport(ctx, f.out, sum, wl.Checkers(), stdout)
+}
+
+// checkAndReport reads the history back from disk (what `check` does too),
+// runs the checkers, writes summary.json and report.html, and prints the
+// one-line summary last.
+func checkAndReport(ctx context.Context, dir string, sum *report.Summary, checks []checker.Checker, stdout io.Writer) (int, error) {
+	ops, err := history.ReadFile(filepath.Join(dir, history.FileName))
+	if err != nil {
+		return exitUsage, err
+	}
+	in := checker.NewInput(ops, dir)
+	sum.Checks = map[string]checker.Result{}
+	sum.Valid = true
+	for _, c := range checks {
+		r := c.Check(ctx, in)
+		sum.Checks[c.Name()] = r
+		if !r.Valid {
+			sum.Valid = false
+		}
+	}
+	sum.Line = summaryLine(sum, in, dir)
+	if err := report.Write(dir, sum, in); err != nil {
+		return exitUsage, fmt.Errorf("write report: %w", err)
+	}
+	printChecks(stdout, sum)
+	fmt.Fprintln(stdout, sum.Line)
+	if !sum.Valid {
+		return exitInvalid, nil
+	}
+	return exitValid, nil
+}
+
+func summaryLine(s *report.Summary, in *checker.Input, dir string) string {
+	var okN, failN, infoN int
+	for _, p := range in.Pairs {
+		switch p.Complete.Type {
+		case history.OK:
+			okN++
+		case history.Fail:
+			failN++
+		default:
+			infoN++
+		}
+	}
+	verdict := "VALID"
+	if !s.Valid {
+		verdict = "INVALID"
+	}
+	names := make([]string, 0, len(s.Checks))
+	for n := range s.Checks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		v := "valid"
+		if !s.Checks[n].Valid {
+			v = "INVALID"
+		}
+		parts = append(parts, n+" "+v)
+	}
+	rate := 0.0
+	if s.Duration > 0 {
+		rate = float64(okN) / s.Duration
+	}
+	return fmt.Sprintf("%s: %s on %s, nemesis %s: %d ok, %d fail, %d info in %.1fs (%.0f ok/s); %s; results in %s",
+		verdict, s.Workload, s.Target, s.Nemesis, okN, failN, infoN, s.Duration, rate, strings.Join(parts, ", "), dir)
+}
+
+func checkTargetName(t string) error {
+	switch {
+	case t == "mariadb", t == "postgres":
+		return nil
+	case t == "refdb":
+		return usagef("target refdb is not available yet (its cluster launcher is not built); use mariadb, postgres or a DSN")
+	case strings.HasPrefix(t, "mysql://"), strings.HasPrefix(t, "postgres://"), strings.HasPrefix(t, "postgresql://"):
+		return nil
+	}
+	return usagef("unknown target %q (mariadb, postgres, or a mysql:// / postgres:// URL)", t)
+}
+
+// targetLabel is a short, path-safe name of a target (a DSN loses its
+// credentials).
+func targetLabel(t string) string {
+	if i := strings.Index(t, "://"); i > 0 {
+		return "dsn-" + t[:i]
+	}
+	return t
+}
+
+func openTarget(ctx context.Context, name string, opts targets.Options) (targets.Target, error) {
+	switch name {
+	case "mariadb":
+		return mariadb.Start(ctx, opts)
+	case "postgres":
+		return postgres.Start(ctx, opts)
+	}
+	return dsn.Open(ctx, name)
+}
+
+func openEnv(ctx context.Context, tgt targets.Target, f runFlags) (*workloads.Env, func(), error) {
+	w, err := targets.OpenDB(ctx, tgt.Dialect(), tgt.WriterDSN())
+	if err != nil {
+		return nil, nil, fmt.Errorf("writer: %w", err)
+	}
+	r, err := targets.OpenDB(ctx, tgt.Dialect(), tgt.ReaderDSN())
+	if err != nil {
+		w.Close()
+		return nil, nil, fmt.Errorf("reader: %w", err)
+	}
+	for _, db := range []interface{ SetMaxIdleConns(int) }{w, r} {
+		db.SetMaxIdleConns(f.concurrency + 4)
+	}
+	env := &workloads.Env{Dialect: tgt.Dialect(), Writer: w, Reader: r, Replicas: map[string]string{}, Concurrency: f.concurrency, Seed: f.seed}
+	for _, n := range targets.Readers(tgt) {
+		if n.DSN() != "" {
+			env.Replicas[n.ID()] = n.DSN()
+		}
+	}
+	return env, func() { w.Close(); r.Close() }, nil
+}
+
+// copyLogs keeps node logs with the results.
+func copyLogs(tgt targets.Target, out string) {
+	logs := tgt.Logs()
+	if len(logs) == 0 {
+		return
+	}
+	dir := filepath.Join(out, "nodes")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		slog.Warn("copy node logs", "err", err)
+		return
+	}
+	for id, path := range logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		if len(b) > 16<<20 {
+			b = b[len(b)-16<<20:]
+		}
+		_ = os.WriteFile(filepath.Join(dir, id+".log"), b, 0o644)
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func printProgress(w io.Writer, p runner.Progress) {
+	fault := p.Fault
+	if fault == "" {
+		fault = "none"
+	}
+	fmt.Fprintf(w, "\r\033[K[%5.1fs/%.0fs] %8.0f ops/s  ok %d  fail %d  info %d  fault: %s",
+		p.Elapsed.Seconds(), p.Total.Seconds(), p.OpsPerSec, p.Ok, p.Fail, p.Info, fault)
+}
+
+// logProgress logs a progress line every 10 s when stdout is not a terminal.
+func logProgress() func(runner.Progress) {
+	var last time.Duration
+	return func(p runner.Progress) {
+		if p.Elapsed-last < 10*time.Second {
+			return
+		}
+		last = p.Elapsed
+		slog.Info("progress", "elapsed", p.Elapsed.Round(time.Second), "ops_per_s", int(p.OpsPerSec), "ok", p.Ok, "fail", p.Fail, "info", p.Info, "fault", p.Fault)
+	}
+}
+
+func printChecks(w io.Writer, s *report.Summary) {
+	names := make([]string, 0, len(s.Checks))
+	for n := range s.Checks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r := s.Checks[n]
+		v := "valid"
+		if !r.Valid {
+			v = "INVALID"
+		}
+		fmt.Fprintf(w, "%-13s %s\n", n, v)
+		for _, a := range r.Anomalies {
+			fmt.Fprintf(w, "    %s\n", a)
+		}
+		printNumbers(w, n, r)
+	}
+}
+
+// printNumbers prints the headline figures of the perf and lag checks. It
+// goes through JSON so it works the same on fresh results and on a
+// summary.json read back from disk.
+func printNumbers(w io.Writer, name string, r checker.Result) {
+	b, err := json.Marshal(r.Numbers)
+	if err != nil {
+		return
+	}
+	switch name {
+	case "perf":
+		var n struct {
+			Ops map[string]checker.OpStats `json:"ops"`
+		}
+		if json.Unmarshal(b, &n) != nil {
+			return
+		}
+		fs := make([]string, 0, len(n.Ops))
+		for f := range n.Ops {
+			fs = append(fs, f)
+		}
+		sort.Strings(fs)
+		for _, f := range fs {
+			s := n.Ops[f]
+			fmt.Fprintf(w, "    %-10s ok %-8d fail %-6d info %-5d %9.1f ok/s   latency ms p50 %.2f p90 %.2f p99 %.2f p999 %.2f max %.2f\n",
+				f, s.OK, s.Fail, s.Info, s.Throughput, s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.P999, s.Latency.Max)
+		}
+	case "lag":
+		var n struct {
+			Replicas   map[string]checker.LagReplica `json:"replicas"`
+			WritesPerS float64                       `json:"writes_per_s"`
+			Acked      int                           `json:"markers_acked"`
+		}
+		if json.Unmarshal(b, &n) != nil {
+			return
+		}
+		fmt.Fprintf(w, "    %d markers acknowledged, %.0f writes/s\n", n.Acked, n.WritesPerS)
+		ids := make([]string, 0, len(n.Replicas))
+		for id := range n.Replicas {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			p := n.Replicas[id].Percentiles
+			fmt.Fprintf(w, "    replica %-10s visibility lag ms p50 %.2f p90 %.2f p99 %.2f p999 %.2f max %.2f (%d seen, %d never seen)\n",
+				id, p.P50, p.P90, p.P99, p.P999, p.Max, p.Count, n.Replicas[id].Unseen)
+		}
+	default:
+		if len(b) > 2 && len(b) < 400 {
+			fmt.Fprintf(w, "    %s\n", b)
+		}
+	}
+}

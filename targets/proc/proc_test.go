@@ -1,0 +1,140 @@
+package proc
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
+
+// state reads a process's state letter from /proc (T = stopped).
+func state(t *testing.T, pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
+}
+
+func TestKillTakesTheGroup(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child")
+	// The shell starts a grandchild in the same process group.
+	p, err := Start(Spec{Path: "/bin/sh", Args: []string{"-c", "sleep 100 & echo $! > " + pidFile + "; wait"},
+		LogPath: filepath.Join(dir, "log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var child int
+	for i := 0; i < 100 && child == 0; i++ {
+		b, _ := os.ReadFile(pidFile)
+		child, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		time.Sleep(20 * time.Millisecond)
+	}
+	if child == 0 {
+		t.Fatal("no child pid")
+	}
+	if err := p.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Paused() {
+		t.Fatal("not paused")
+	}
+	// Signal delivery is asynchronous: wait for the stop to show.
+	for i := 0; i < 200 && state(t, child) != "T"; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if state(t, child) != "T" {
+		t.Fatal("grandchild not stopped")
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if p.Paused() {
+		t.Fatal("still paused")
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Exited() || !gone(p.PID()) {
+		t.Fatal("leader not gone")
+	}
+	for i := 0; i < 100 && !gone(child); i++ {
+		time.Sleep(20 * time.Millisecond) // reparented to init, which reaps it
+	}
+	if !gone(child) {
+		t.Fatal("grandchild survived the kill")
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal("second kill:", err)
+	}
+}
+
+func TestStopGracefulAndForced(t *testing.T) {
+	p, err := Start(Spec{Path: "/bin/sleep", Args: []string{"100"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Pause() // a paused process must still be stoppable
+	if err := p.Stop(context.Background(), syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Exited() {
+		t.Fatal("not stopped")
+	}
+	// A process ignoring the signal is killed after the grace.
+	p, err = Start(Spec{Path: "/bin/sh", Args: []string{"-c", "trap '' TERM; sleep 100"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := p.Stop(context.Background(), syscall.SIGTERM, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Exited() {
+		t.Fatal("not killed")
+	}
+}
+
+func TestRunReportsFailure(t *testing.T) {
+	dir := t.TempDir()
+	err := Run(context.Background(), Spec{Path: "/bin/sh", Args: []string{"-c", "echo first; echo 'the cause' >&2; exit 3"},
+		LogPath: filepath.Join(dir, "log")})
+	if err == nil || !strings.Contains(err.Error(), "the cause") {
+		t.Fatalf("got %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := Run(ctx, Spec{Path: "/bin/sleep", Args: []string{"100"}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := Start(Spec{Path: "/nonexistent/binary"}); err == nil {
+		t.Fatal("started a missing binary")
+	}
+	out := filepath.Join(dir, "out")
+	in := filepath.Join(dir, "in")
+	os.WriteFile(in, []byte("hello\n"), 0o644)
+	if err := Run(context.Background(), Spec{Path: "/bin/cat", StdinPath: in, StdoutPath: out}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "hello\n" {
+		t.Fatalf("got %q", b)
+	}
+	if l := LastLine(filepath.Join(dir, "log"), 0, "nothing", "first"); l != "first" {
+		t.Fatalf("got %q", l)
+	}
+}
