@@ -111,14 +111,16 @@ func (o *OLTP) Next(rng *rand.Rand, w int) history.Op {
 	return history.Op{F: "txn", Value: b}
 }
 
+// oltpClient uses server-side prepared statements, as sysbench does
+// (--db-ps-mode=auto), so both parse each statement once per connection.
 type oltpClient struct {
 	db      *sql.DB
 	dialect targets.Dialect
-	stmts   map[string][]string // per kind, per table (index table-1)
+	stmts   map[string][]*sql.Stmt // per kind, per table (index table-1)
 }
 
 func (o *OLTP) NewClient(ctx context.Context, env *Env, w int) (Client, error) {
-	c := &oltpClient{db: env.Writer, dialect: env.Dialect, stmts: map[string][]string{}}
+	c := &oltpClient{db: env.Writer, dialect: env.Dialect, stmts: map[string][]*sql.Stmt{}}
 	kinds := map[string]string{
 		"point":    "SELECT c FROM %s WHERE id = ?",
 		"simple":   "SELECT c FROM %s WHERE id BETWEEN ? AND ?",
@@ -132,13 +134,25 @@ func (o *OLTP) NewClient(ctx context.Context, env *Env, w int) (Client, error) {
 	}
 	for kind, f := range kinds {
 		for t := 1; t <= o.tables; t++ {
-			c.stmts[kind] = append(c.stmts[kind], q(env.Dialect, fmt.Sprintf(f, fmt.Sprintf("sbtest%d", t))))
+			st, err := env.Writer.PrepareContext(ctx, q(env.Dialect, fmt.Sprintf(f, fmt.Sprintf("sbtest%d", t))))
+			if err != nil {
+				c.Close()
+				return nil, fmt.Errorf("prepare %s: %w", kind, err)
+			}
+			c.stmts[kind] = append(c.stmts[kind], st)
 		}
 	}
 	return c, nil
 }
 
-func (c *oltpClient) Close() error { return nil }
+func (c *oltpClient) Close() error {
+	for _, sts := range c.stmts {
+		for _, st := range sts {
+			_ = st.Close()
+		}
+	}
+	return nil
+}
 
 func (c *oltpClient) Invoke(ctx context.Context, op history.Op) history.Op {
 	var t oltpTxn
@@ -162,13 +176,13 @@ func (c *oltpClient) run(ctx context.Context, t *oltpTxn) error {
 	}()
 	var s string
 	for _, p := range t.Points {
-		if err := tx.QueryRowContext(ctx, c.stmts["point"][p[0]-1], p[1]).Scan(&s); err != nil && err != sql.ErrNoRows {
+		if err := tx.StmtContext(ctx, c.stmts["point"][p[0]-1]).QueryRowContext(ctx, p[1]).Scan(&s); err != nil && err != sql.ErrNoRows {
 			return err
 		}
 	}
 	for i, kind := range []string{"simple", "sum", "order", "distinct"} {
 		r := t.Ranges[i]
-		rows, err := tx.QueryContext(ctx, c.stmts[kind][r[0]-1], r[1], r[1]+oltpRange-1)
+		rows, err := tx.StmtContext(ctx, c.stmts[kind][r[0]-1]).QueryContext(ctx, r[1], r[1]+oltpRange-1)
 		if err != nil {
 			return err
 		}
@@ -182,17 +196,17 @@ func (c *oltpClient) run(ctx context.Context, t *oltpTxn) error {
 		}
 	}
 	rng := rand.New(rand.NewPCG(t.Seed, 11))
-	if _, err := tx.ExecContext(ctx, c.stmts["idxupd"][t.IdxUpd[0]-1], t.IdxUpd[1]); err != nil {
+	if _, err := tx.StmtContext(ctx, c.stmts["idxupd"][t.IdxUpd[0]-1]).ExecContext(ctx, t.IdxUpd[1]); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, c.stmts["nonidx"][t.NonIdx[0]-1], sbString(rng, 10), t.NonIdx[1]); err != nil {
+	if _, err := tx.StmtContext(ctx, c.stmts["nonidx"][t.NonIdx[0]-1]).ExecContext(ctx, sbString(rng, 10), t.NonIdx[1]); err != nil {
 		return err
 	}
 	tbl := t.DelIns[0] - 1
-	if _, err := tx.ExecContext(ctx, c.stmts["delete"][tbl], t.DelIns[1]); err != nil {
+	if _, err := tx.StmtContext(ctx, c.stmts["delete"][tbl]).ExecContext(ctx, t.DelIns[1]); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, c.stmts["insert"][tbl], t.DelIns[1], t.K, sbString(rng, 10), sbString(rng, 5)); err != nil {
+	if _, err := tx.StmtContext(ctx, c.stmts["insert"][tbl]).ExecContext(ctx, t.DelIns[1], t.K, sbString(rng, 10), sbString(rng, 5)); err != nil {
 		return err
 	}
 	done = true
