@@ -177,7 +177,7 @@ func runOn(ctx context.Context, tgt targets.Target, wl workloads.Workload, f run
 		Target: tgt.Name(), Workload: wl.Name(), Nemesis: f.nemesis,
 		Started: res.Start.Format(time.RFC3339), Duration: res.Elapsed.Seconds(),
 		Config: map[string]any{
-			"target": f.target, "workload": f.workload, "nemesis": f.nemesis, "time": f.duration.String(),
+			"time": f.duration.String(),
 			"concurrency": f.concurrency, "rate": f.rate, "seed": f.seed, "op_timeout": f.opTimeout.String(),
 			"replicas": f.replicas, "tables": f.tables, "table_size": f.tableSize, "keys": f.keys,
 		},
@@ -194,6 +194,10 @@ func checkAndReport(ctx context.Context, dir string, sum *report.Summary, checks
 		return exitUsage, err
 	}
 	in := checker.NewInput(ops, dir)
+	if sum.Duration == 0 { // a bare history without summary.json
+		first, last := checker.Span(in)
+		sum.Duration = float64(last-first) / 1e9
+	}
 	sum.Checks = map[string]checker.Result{}
 	sum.Valid = true
 	for _, c := range checks {

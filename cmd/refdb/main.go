@@ -1,0 +1,117 @@
+// Command refdb runs the processes of the refdb reference cluster. This build has the storage
+// node: `refdb storage --id s1 --az az1 --data DIR --listen 127.0.0.1:PORT --secret S`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/aurorabench/aurorabench/refdb/redo"
+	"github.com/aurorabench/aurorabench/refdb/storage"
+)
+
+const usage = `usage: refdb <command> [flags]
+
+commands:
+  storage   run a storage node hosting segments of protection groups
+`
+
+// errUsage marks errors that exit with status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "refdb:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: missing command", errUsage)
+	}
+	switch args[0] {
+	case "storage":
+		return runStorage(ctx, args[1:], stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stderr, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}
+
+func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("refdb storage", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	id := fs.String("id", "", "node id (unique in the cluster), e.g. s1")
+	az := fs.String("az", "", "availability zone of the node, e.g. az1")
+	data := fs.String("data", "", "data folder for the node's durable log")
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	secret := fs.String("secret", "", "cluster secret (or set REFDB_SECRET, or use --secret-file)")
+	secretFile := fs.String("secret-file", "", "file holding the cluster secret")
+	tick := fs.Duration("tick", 0, "period of background work: gossip, GC (default 50ms)")
+	gcWindow := fs.Uint64("gc-window", 1<<20, "LSNs below the VDL whose versions stay readable (Backtrack window)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	sec := *secret
+	if *secretFile != "" {
+		b, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return fmt.Errorf("%w: reading --secret-file: %w", errUsage, err)
+		}
+		sec = strings.TrimSpace(string(b))
+	}
+	if sec == "" {
+		sec = os.Getenv("REFDB_SECRET")
+	}
+	switch {
+	case *id == "":
+		return fmt.Errorf("%w: --id is required", errUsage)
+	case *data == "":
+		return fmt.Errorf("%w: --data is required", errUsage)
+	case sec == "":
+		return fmt.Errorf("%w: a cluster secret is required (--secret, --secret-file or REFDB_SECRET)", errUsage)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level: %w", errUsage, err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("az", *az)
+	srv, err := storage.NewServer(storage.ServerConfig{ID: *id, AZ: *az, Dir: *data, Listen: *listen, Secret: []byte(sec),
+		Tick: *tick, GCWindow: redo.LSN(*gcWindow), Logger: log})
+	if err != nil {
+		return err
+	}
+	// The first line on stdout is the address, so a launcher using port 0 learns it.
+	fmt.Printf("listening %s\n", srv.Addr())
+	if err := srv.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("storage node stopped")
+	return nil
+}
