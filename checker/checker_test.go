@@ -170,3 +170,25 @@ func TestLag(t *testing.T) {
 		t.Fatalf("lag percentiles %+v, want 2 samples of 2ms and 5ms", p)
 	}
 }
+
+func TestFaultsFailoverTime(t *testing.T) {
+	ops := []history.Op{
+		{Process: 0, Type: inv, F: "write", Time: 0}, {Process: 0, Type: okT, F: "write", Time: 1e6},
+		{Process: -1, Type: info, F: "start-kill", Node: "db1", Value: []byte(`{"role":"writer"}`), Time: 2e6},
+		{Process: 1, Type: inv, F: "read", Time: 3e6}, {Process: 1, Type: okT, F: "read", Time: 5e6},
+		{Process: 0, Type: inv, F: "write", Time: 3e6}, {Process: 0, Type: okT, F: "write", Time: 502e6},
+		{Process: -1, Type: info, F: "stop-kill", Node: "db1", Time: 600e6},
+	}
+	for i := range ops {
+		ops[i].Index = int64(i)
+	}
+	r := Faults{}.Check(context.Background(), NewInput(ops, ""))
+	p, ok := r.Numbers["failover"].(Percentiles)
+	if !ok || p.Count != 1 || p.Max < 499 || p.Max > 501 {
+		t.Fatalf("failover %+v, want one sample of 500ms", r.Numbers["failover"])
+	}
+	u := r.Numbers["unavailability"].(Percentiles)
+	if u.Max < 496 || u.Max > 498 { // 5ms (read) -> 502ms (write)
+		t.Fatalf("unavailability %+v, want 497ms", u)
+	}
+}

@@ -200,7 +200,7 @@ func checkAndReport(ctx context.Context, dir string, sum *report.Summary, checks
 	}
 	sum.Checks = map[string]checker.Result{}
 	sum.Valid = true
-	for _, c := range checks {
+	for _, c := range append(checks, checker.Faults{}) {
 		r := c.Check(ctx, in)
 		sum.Checks[c.Name()] = r
 		if !r.Valid {
@@ -403,6 +403,22 @@ func printNumbers(w io.Writer, name string, r checker.Result) {
 			s := n.Ops[f]
 			fmt.Fprintf(w, "    %-10s ok %-8d fail %-6d info %-5d %9.1f ok/s   latency ms p50 %.2f p90 %.2f p99 %.2f p999 %.2f max %.2f\n",
 				f, s.OK, s.Fail, s.Info, s.Throughput, s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.P999, s.Latency.Max)
+		}
+	case "faults":
+		var n struct {
+			Faults   int                  `json:"faults"`
+			Failover *checker.Percentiles `json:"failover"`
+			Unavail  *checker.Percentiles `json:"unavailability"`
+		}
+		if json.Unmarshal(b, &n) != nil || n.Faults == 0 {
+			return
+		}
+		fmt.Fprintf(w, "    %d faults\n", n.Faults)
+		if p := n.Failover; p != nil {
+			fmt.Fprintf(w, "    failover time (writer fault -> first successful write) ms p50 %.0f p90 %.0f p99 %.0f max %.0f (%d)\n", p.P50, p.P90, p.P99, p.Max, p.Count)
+		}
+		if p := n.Unavail; p != nil {
+			fmt.Fprintf(w, "    longest unavailability per fault ms p50 %.0f p90 %.0f p99 %.0f max %.0f\n", p.P50, p.P90, p.P99, p.Max)
 		}
 	case "lag":
 		var n struct {
