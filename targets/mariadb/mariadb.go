@@ -4,10 +4,11 @@
 // log, promote the most advanced one and repoint the rest.
 //
 // Durability matches refdb's fsync-on-commit: innodb_flush_log_at_trx_commit=1
-// and sync_binlog=1 on every node. Replicas apply with 4 parallel threads in
+// and sync_binlog=1 on every node. Replicas apply with 8 parallel threads in
 // optimistic mode (slave_parallel_mode=optimistic): with serial apply, a
 // durable replica on 2 cores falls tens of seconds behind under 8 writers,
-// which would measure the applier rather than replication; optimistic
+// and with 4 threads still seconds behind at ~800 writes/s, which would
+// measure the applier rather than replication (8 threads: p50 11 ms); optimistic
 // parallel apply keeps commit order, so replicas never expose states the
 // primary did not have.
 package mariadb
@@ -173,7 +174,7 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 		return nil, err
 	}
 	for i := 0; i <= replicas; i++ {
-		n := &Node{c: c, idx: i, id: fmt.Sprintf("mariadb%d", i+1), az: fmt.Sprintf("az%d", i%3+1),
+		n := &Node{c: c, id: fmt.Sprintf("mariadb%d", i+1), az: fmt.Sprintf("az%d", i%3+1),
 			serverID: i + 1, port: ports[i], role: targets.RoleReader}
 		n.dir = filepath.Join(dir, n.id)
 		n.datadir = filepath.Join(n.dir, "data")
@@ -188,6 +189,10 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 	c.primary = c.nodes[0]
 	c.nodes[0].role = targets.RoleWriter
 
+	// The target owns its folder: data from an earlier run goes.
+	for _, d := range append([]string{c.template}, nodeDirs(c.nodes)...) {
+		os.RemoveAll(d)
+	}
 	// One mariadb-install-db, then a copy per node: initialising takes
 	// seconds, copying a fresh data folder a fraction of one.
 	c.log("mariadb: initialising data folder in %s", dir)
@@ -243,6 +248,14 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 	c.log("mariadb: primary %s and %d replicas up in %v (writer %s, reader %s)",
 		p.Addr(), replicas, time.Since(began).Round(time.Millisecond), c.writerEP.Addr(), c.readerEP.Addr())
 	return c, nil
+}
+
+func nodeDirs(ns []*Node) []string {
+	var ds []string
+	for _, n := range ns {
+		ds = append(ds, n.dir)
+	}
+	return ds
 }
 
 func (c *Cluster) installTemplate(ctx context.Context) error {
@@ -504,6 +517,23 @@ func (c *Cluster) Failover(ctx context.Context) error {
 		}
 		cd.n.setFollowing(best)
 	}
+	// Replicas that were paused when the failover began and have been
+	// resumed since.
+	for _, n := range c.nodes {
+		if n == best || n == old || !n.running() || n.paused() {
+			continue
+		}
+		c.mu.Lock()
+		stale := n.following != best
+		c.mu.Unlock()
+		if stale {
+			if err := c.rejoin(ctx, n); err != nil {
+				c.log("mariadb failover: repoint %s: %v", n.id, err)
+				continue
+			}
+			n.setHealthy(true)
+		}
+	}
 	c.log("mariadb failover: promoted %s (seq %d) in %v, done in %v", best.id, cands[0].seq,
 		promoted.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	return nil
@@ -604,7 +634,9 @@ func (c *Cluster) rejoin(ctx context.Context, n *Node) error {
 	return nil
 }
 
-var gtidSlavePosRE = `gtid_slave_pos='`
+// gtidPosMarker precedes the dump's GTID position; --master-data=2 writes
+// it as a comment, which we execute ourselves after loading.
+const gtidPosMarker = `gtid_slave_pos='`
 
 // rebuild replaces n's data with a consistent dump of primary p's user
 // databases and sets its replication position to the dump's GTID.
@@ -615,12 +647,10 @@ func (c *Cluster) rebuild(ctx context.Context, n *Node, p *Node) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("mariadb: rebuild %s: %s", n.id, fmt.Sprintf(format, args...))
 	}
-	var dbs []string
-	rows, err := p.query(ctx, "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ('mysql','information_schema','performance_schema','sys')")
+	dbs, err := p.query(ctx, "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ('mysql','information_schema','performance_schema','sys')")
 	if err != nil {
 		return fail("%v", err)
 	}
-	dbs = rows
 
 	n.Kill(ctx)
 	if err := os.RemoveAll(n.datadir); err != nil {
@@ -659,11 +689,11 @@ func (c *Cluster) rebuild(ctx context.Context, n *Node, p *Node) error {
 			return fail("%v", err)
 		}
 		s := string(b)
-		i := strings.Index(s, gtidSlavePosRE)
+		i := strings.Index(s, gtidPosMarker)
 		if i < 0 {
 			return fail("dump has no GTID position")
 		}
-		s = s[i+len(gtidSlavePosRE):]
+		s = s[i+len(gtidPosMarker):]
 		pos := s[:strings.IndexByte(s, '\'')]
 		if err := proc.Run(ctx, proc.Spec{Path: c.bin.client,
 			Args: []string{"--no-defaults", "--socket=" + n.sock, "--user=root",

@@ -19,7 +19,6 @@ import (
 // Node is one mariadbd of the cluster.
 type Node struct {
 	c        *Cluster
-	idx      int
 	id, az   string
 	serverID int
 	port     int
@@ -114,7 +113,8 @@ func (n *Node) Pause(ctx context.Context) error {
 }
 
 // Resume continues a paused mariadbd. A replica that missed a failover
-// while paused is repointed at the current primary.
+// while paused is repointed at the current primary (the end of Failover
+// does it too, for one resumed while the failover ran).
 func (n *Node) Resume(ctx context.Context) error {
 	p := n.proc()
 	if p == nil || p.Exited() {
@@ -135,13 +135,11 @@ func (n *Node) Resume(ctx context.Context) error {
 		if n.c.isClosed() {
 			return errClosed
 		}
-		p := n.c.Primary()
-		rctx, cancel := context.WithTimeout(ctx, queryTimeout)
-		defer cancel()
-		if err := n.exec(rctx, changeMaster(p, "slave_pos")...); err != nil {
+		// rejoin, as on Start: rebuilt if it got ahead of the new primary.
+		if err := n.c.rejoin(ctx, n); err != nil {
 			return fmt.Errorf("mariadb: repoint %s after resume: %w", n.id, err)
 		}
-		n.setFollowing(p)
+		n.setHealthy(true)
 	}
 	return nil
 }

@@ -19,7 +19,6 @@ import (
 // Node is one postmaster (with its backends) of the cluster.
 type Node struct {
 	c       *Cluster
-	idx     int
 	id, az  string
 	port    int
 	dir     string // the node's folder (also its socket folder), owned by postgres
@@ -128,7 +127,8 @@ func (n *Node) Pause(ctx context.Context) error {
 }
 
 // Resume continues a paused node. A standby that missed a failover while
-// paused is repointed at the current primary.
+// paused is repointed at the current primary (the end of Failover does it
+// too, for one resumed while the failover ran).
 func (n *Node) Resume(ctx context.Context) error {
 	p := n.proc()
 	if p == nil || p.Exited() {
@@ -148,13 +148,7 @@ func (n *Node) Resume(ctx context.Context) error {
 		if n.c.isClosed() {
 			return errClosed
 		}
-		prim := n.c.Primary()
-		rctx, cancel := context.WithTimeout(ctx, queryTimeout)
-		defer cancel()
-		if err := prim.ensureSlots(rctx); err != nil {
-			return fmt.Errorf("postgres: repoint %s after resume: %w", n.id, err)
-		}
-		if err := n.repoint(rctx, prim); err != nil {
+		if err := n.c.catchUp(ctx, n); err != nil {
 			return fmt.Errorf("postgres: repoint %s after resume: %w", n.id, err)
 		}
 	}

@@ -166,7 +166,7 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 		return nil, err
 	}
 	for i := 0; i <= replicas; i++ {
-		n := &Node{c: c, idx: i, id: fmt.Sprintf("postgres%d", i+1), az: fmt.Sprintf("az%d", i%3+1),
+		n := &Node{c: c, id: fmt.Sprintf("postgres%d", i+1), az: fmt.Sprintf("az%d", i%3+1),
 			port: ports[i], role: targets.RoleReader}
 		n.dir = filepath.Join(dir, n.id)
 		n.datadir = filepath.Join(n.dir, "data")
@@ -174,6 +174,8 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 		if len(n.dir) > socketPathLimit {
 			return nil, targets.SetupError("postgres: socket folder %s is too long; use a shorter target folder", n.dir)
 		}
+		// The target owns its folder: data from an earlier run goes.
+		os.RemoveAll(n.dir)
 		if err := local.Mkdir(n.dir, 0o755, cred); err != nil {
 			return nil, targets.SetupError("postgres: %v", err)
 		}
@@ -530,26 +532,48 @@ func (c *Cluster) Failover(ctx context.Context) error {
 			c.log("postgres failover: repoint %s: %v (retried on its Resume/Start)", cd.n.id, err)
 		}
 	}
+	// Standbys that were paused when the failover began and have been
+	// resumed since.
+	for _, n := range c.nodes {
+		if n == best || n == old || !n.running() || n.paused() {
+			continue
+		}
+		c.mu.Lock()
+		stale := n.following != best
+		c.mu.Unlock()
+		if stale {
+			if err := c.catchUp(ctx, n); err != nil {
+				c.log("postgres failover: repoint %s: %v", n.id, err)
+			}
+		}
+	}
 	c.log("postgres failover: promoted %s (replay %s) in %v, done in %v", best.id, formatLSN(cands[0].replay),
 		promoted.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	return nil
 }
 
 // rejoin makes a stopped non-primary node a streaming standby of the
-// current primary and starts it. A node that was not following the current
-// primary (an old primary, or a standby down during a failover) is first
-// rewound with pg_rewind, which undoes WAL the new primary never had; if
-// that fails, or the node does not stream afterwards, it is rebuilt with
-// pg_basebackup.
+// current primary and starts it.
+//
+// An old primary (following nil: demoted by Failover) has WAL the new
+// primary never had, so it is first rewound with pg_rewind. Any other
+// standby is started as it is: one that was down during a failover
+// normally follows the new timeline by itself (recovery_target_timeline is
+// latest); only if it had received WAL past the fork does it fail to
+// stream, and then it is stopped cleanly and rewound. If pg_rewind fails,
+// or the node still does not stream, it is rebuilt with pg_basebackup.
 func (c *Cluster) rejoin(ctx context.Context, n *Node) error {
 	p := c.Primary()
 	if p == nil || p == n {
 		return n.launch(ctx, startTimeout)
 	}
 	n.c.mu.Lock()
-	following := n.following == p
+	wasPrimary := n.following == nil
 	n.c.mu.Unlock()
 	if !p.running() {
+		if wasPrimary {
+			return fmt.Errorf("postgres: %s cannot rejoin while primary %s is down (pg_rewind needs it)", n.id, p.id)
+		}
 		c.log("postgres: primary %s is down; %s starts as its standby anyway", p.id, n.id)
 		if err := n.writeStandbyConf(p); err != nil {
 			return err
@@ -562,25 +586,73 @@ func (c *Cluster) rejoin(ctx context.Context, n *Node) error {
 	if err != nil {
 		return fmt.Errorf("postgres: rejoin %s: %w", n.id, err)
 	}
-	if !following {
+	rewound := false
+	if wasPrimary {
 		if err := c.rewind(ctx, n, p); err != nil {
 			c.log("postgres: %v; rebuilding %s with pg_basebackup", err, n.id)
 			return c.rebuild(ctx, n, p)
 		}
+		rewound = true
 	}
-	if err := n.writeStandbyConf(p); err != nil {
-		return err
+	err = c.startStandby(ctx, n, p)
+	if err != nil && strings.Contains(err.Error(), "Address already in use") {
+		return err // not a replication problem: nothing to rewind
 	}
-	// A standby that cannot stream may never become consistent, so the
-	// start is bounded by the streaming timeout too.
-	err = n.launch(ctx, streamingTimeout)
-	if err == nil {
-		err = n.waitStreaming(ctx, p)
+	if err != nil && !rewound {
+		c.log("postgres: %s does not follow %s (%v); rewinding it", n.id, p.id, err)
+		n.stop(ctx)
+		if err = c.rewind(ctx, n, p); err == nil {
+			err = c.startStandby(ctx, n, p)
+		}
 	}
 	if err != nil {
 		c.log("postgres: %s does not stream from %s (%v); rebuilding it", n.id, p.id, err)
 		n.Kill(ctx)
 		return c.rebuild(ctx, n, p)
+	}
+	return nil
+}
+
+// startStandby starts stopped node n as a standby of p and waits until it
+// streams p's timeline.
+func (c *Cluster) startStandby(ctx context.Context, n, p *Node) error {
+	if err := n.writeStandbyConf(p); err != nil {
+		return err
+	}
+	// Slots this node had as a primary would pin WAL on it forever as a
+	// standby; the primary has its own.
+	clearDir(filepath.Join(n.datadir, "pg_replslot"))
+	// A standby that cannot stream may never become consistent, so the
+	// start is bounded by the streaming timeout too.
+	if err := n.launch(ctx, streamingTimeout); err != nil {
+		return err
+	}
+	return n.waitStreaming(ctx, p)
+}
+
+// catchUp repoints a running standby that missed a failover at the current
+// primary. If it cannot follow (it had WAL the new primary never got), it
+// is stopped and rejoins like an old primary, through pg_rewind.
+func (c *Cluster) catchUp(ctx context.Context, n *Node) error {
+	p := c.Primary()
+	rctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	err := p.ensureSlots(rctx)
+	if err == nil {
+		err = n.repoint(rctx, p)
+	}
+	cancel()
+	if err != nil {
+		return err
+	}
+	if err := n.waitStreaming(ctx, p); err != nil {
+		c.log("postgres: %s does not follow %s (%v); rewinding it", n.id, p.id, err)
+		n.stop(ctx)
+		n.setFollowing(nil)
+		if err := c.rejoin(ctx, n); err != nil {
+			return err
+		}
+		n.setFollowing(p)
+		n.setHealthy(true)
 	}
 	return nil
 }
@@ -658,6 +730,14 @@ func (c *Cluster) Close(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// clearDir removes the contents of dir.
+func clearDir(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 // parseLSN parses "16/B374D848" (0 if invalid).

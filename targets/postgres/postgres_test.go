@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,6 +225,35 @@ func TestClusterFailoverAndRejoin(t *testing.T) {
 	pids = append(pids, rn.PID())
 	eventually(t, "row 5 on restarted replica", func() error { return hasRow(open(t, rn.DSN()), 5) })
 
+	// Rebuild (the fallback when pg_rewind fails) of a killed standby.
+	if err := rn.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.rebuild(ctx, rn.(*Node), c.Primary()); err != nil {
+		t.Fatal(err)
+	}
+	pids = append(pids, rn.PID())
+	if err := rn.(*Node).waitStreaming(ctx, c.Primary()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "row 5 on rebuilt standby", func() error { return hasRow(open(t, rn.DSN()), 5) })
+
+	// The primary killed and started again without a failover stays
+	// the primary.
+	wn := targets.Writer(tg)
+	if err := wn.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := wn.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pids = append(pids, wn.PID())
+	if targets.Writer(tg) != wn {
+		t.Fatal("restarted primary lost its role")
+	}
+	eventually(t, "write after primary restart", func() error { return insert(w, 6) })
+	eventually(t, "row 6 on reader", func() error { return hasRow(open(t, rn.DSN()), 6) })
+
 	// Pause/Resume of a reader.
 	if err := rn.Pause(ctx); err != nil {
 		t.Fatal(err)
@@ -231,6 +262,25 @@ func TestClusterFailoverAndRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "row 1 via reader after resume", func() error { return hasRow(r, 1) })
+
+	// A node that cannot start (its port taken) is a setup error naming
+	// the cause, and leaves no process.
+	if err := rn.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", rn.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = rn.Start(ctx)
+	ln.Close()
+	if !errors.Is(err, targets.ErrSetup) || !strings.Contains(err.Error(), "in use") || rn.PID() != 0 {
+		t.Fatalf("start on a taken port: %v (pid %d)", err, rn.PID())
+	}
+	if err := rn.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pids = append(pids, rn.PID())
 }
 
 func TestSetupErrors(t *testing.T) {
