@@ -177,7 +177,7 @@ func runOn(ctx context.Context, tgt targets.Target, wl workloads.Workload, f run
 		Target: tgt.Name(), Workload: wl.Name(), Nemesis: f.nemesis,
 		Started: res.Start.Format(time.RFC3339), Duration: res.Elapsed.Seconds(),
 		Config: map[string]any{
-			"time": f.duration.String(),
+			"time":        f.duration.String(),
 			"concurrency": f.concurrency, "rate": f.rate, "seed": f.seed, "op_timeout": f.opTimeout.String(),
 			"replicas": f.replicas, "tables": f.tables, "table_size": f.tableSize, "keys": f.keys,
 		},
