@@ -96,6 +96,7 @@ func (c *cluster) start(p *proc) {
 	}
 	cmd := exec.Command(refdbBin, "storage", "--id", p.id, "--az", p.az, "--data", p.dir, "--listen", p.addr, "--secret", secret, "--tick", "20ms")
 	cmd.Stderr = logf
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		c.t.Fatal(err)

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestUsageErrors(t *testing.T) {
+	cases := [][]string{
+		{},
+		{"nope"},
+		{"storage"},
+		{"storage", "--id", "s1"},
+		{"storage", "--id", "s1", "--data", t.TempDir()},
+		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--bogus"},
+		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "extra"},
+		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--log-level", "loud"},
+	}
+	t.Setenv("REFDB_SECRET", "")
+	for _, args := range cases {
+		var stderr bytes.Buffer
+		err := run(context.Background(), args, &stderr)
+		if !errors.Is(err, errUsage) {
+			t.Errorf("refdb %s: err %v, want a usage error", strings.Join(args, " "), err)
+		}
+	}
+}
+
+func TestStorageStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stderr bytes.Buffer
+	err := run(ctx, []string{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--listen", "127.0.0.1:0"}, &stderr)
+	if err != nil {
+		t.Fatalf("storage with a cancelled context: %v\n%s", err, stderr.String())
+	}
+}

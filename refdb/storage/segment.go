@@ -1,0 +1,241 @@
+// Package storage is the storage node: it hosts segments of protection groups, persists redo
+// records and acknowledges them with its segment complete LSN (SCL), fills holes by gossip with
+// peer segments, serves versioned reads and garbage-collects old versions.
+//
+// Node and Segment are pure state machines: they take messages and ticks and return an Output
+// (entries to persist, then messages to send). The TCP server and the deterministic simulator
+// are two drivers of the same core.
+package storage
+
+import (
+	"sort"
+
+	"github.com/aurorabench/aurorabench/refdb/redo"
+)
+
+// Output is what one step asks its driver to do: make Persist durable (fsync), then send Send.
+// A driver may batch the Persist of many steps into one fsync (group commit) as long as no
+// message is sent before the entries of its own and every earlier step are durable.
+type Output struct {
+	Persist []redo.Entry
+	Send    []*redo.Message
+}
+
+func (o *Output) merge(p Output) {
+	o.Persist = append(o.Persist, p.Persist...)
+	o.Send = append(o.Send, p.Send...)
+}
+
+// Empty reports whether there is nothing to do.
+func (o *Output) Empty() bool { return len(o.Persist) == 0 && len(o.Send) == 0 }
+
+// Segment is one protection group's copy on one node.
+type Segment struct {
+	cfg  *Config
+	meta redo.SegMeta
+
+	recs     map[redo.LSN]*redo.Record
+	next     map[redo.LSN]redo.LSN // back-link -> record, to walk the chain forward
+	order    []redo.LSN            // every held LSN, ascending
+	versions map[string][]redo.LSN // key -> LSNs ascending
+	keys     []string              // sorted keys, for scans
+	tail     redo.LSN              // last record of the complete chain
+
+	votes       map[string]bool // rebuilding: active peers that answered
+	gossipNext  int
+	hintPersist redo.LSN
+	lastGC      redo.LSN
+	minRead     redo.LSN // oldest read point in use, as the writer last reported (0: none)
+	sealer      string   // who sealed meta.Epoch in this process's lifetime ("" after a restart)
+}
+
+func newSegment(cfg *Config, meta redo.SegMeta) *Segment {
+	s := &Segment{cfg: cfg, meta: meta, recs: map[redo.LSN]*redo.Record{}, next: map[redo.LSN]redo.LSN{},
+		versions: map[string][]redo.LSN{}, votes: map[string]bool{}}
+	s.tail = meta.BaseTail
+	s.hintPersist = meta.Hint
+	return s
+}
+
+// SCL is the segment complete LSN: the segment holds every record of its PG at or below it.
+func (s *Segment) SCL() redo.LSN { return max(s.tail, s.meta.Base) }
+
+// Meta returns a copy of the segment's durable metadata.
+func (s *Segment) Meta() redo.SegMeta {
+	m := s.meta
+	m.History = m.History.Clone()
+	m.Peers = append([]redo.Peer(nil), m.Peers...)
+	return m
+}
+
+// Len is the number of records held.
+func (s *Segment) Len() int { return len(s.order) }
+
+// Records returns copies of the records held at or below upTo, ascending.
+func (s *Segment) Records(upTo redo.LSN) []redo.Record {
+	var out []redo.Record
+	for _, l := range s.order {
+		if l > upTo {
+			break
+		}
+		out = append(out, s.recs[l].Clone())
+	}
+	return out
+}
+
+func (s *Segment) metaEntry() redo.Entry {
+	return redo.Entry{Kind: redo.EntryMeta, Meta: s.Meta()}
+}
+
+// add stores a record if it is new and valid under the current history; it reports whether
+// the record was stored.
+func (s *Segment) add(r *redo.Record) bool {
+	if r.PG != s.meta.PG || r.Validate() != nil {
+		return false
+	}
+	if _, ok := s.recs[r.LSN]; ok {
+		return false
+	}
+	if r.Epoch > s.meta.History.Latest() || s.meta.History.Garbage(r.Epoch, r.LSN) {
+		return false
+	}
+	if r.LSN <= s.meta.Base {
+		// Below the GC horizon only the newest version of a key survives; an older one coming
+		// back by gossip would resurrect a collected version.
+		if vs := s.versions[string(r.Key)]; len(vs) > 0 && vs[len(vs)-1] > r.LSN {
+			return false
+		}
+	}
+	c := r.Clone()
+	s.recs[c.LSN] = &c
+	if old, ok := s.next[c.PrevLSN]; !ok || s.recs[old] == nil || s.recs[old].Epoch < c.Epoch {
+		s.next[c.PrevLSN] = c.LSN
+	}
+	s.order = insertLSN(s.order, c.LSN)
+	k := string(c.Key)
+	vs, ok := s.versions[k]
+	if !ok {
+		i := sort.SearchStrings(s.keys, k)
+		s.keys = append(s.keys, "")
+		copy(s.keys[i+1:], s.keys[i:])
+		s.keys[i] = k
+	}
+	s.versions[k] = insertLSN(vs, c.LSN)
+	return true
+}
+
+func (s *Segment) remove(l redo.LSN) {
+	r, ok := s.recs[l]
+	if !ok {
+		return
+	}
+	delete(s.recs, l)
+	if s.next[r.PrevLSN] == l {
+		delete(s.next, r.PrevLSN)
+	}
+	s.order = removeLSN(s.order, l)
+	k := string(r.Key)
+	vs := removeLSN(s.versions[k], l)
+	if len(vs) == 0 {
+		delete(s.versions, k)
+		i := sort.SearchStrings(s.keys, k)
+		if i < len(s.keys) && s.keys[i] == k {
+			s.keys = append(s.keys[:i], s.keys[i+1:]...)
+		}
+	} else {
+		s.versions[k] = vs
+	}
+}
+
+// walk advances the complete chain as far as the held records allow.
+func (s *Segment) walk() {
+	for {
+		n, ok := s.next[s.tail]
+		if !ok {
+			return
+		}
+		if _, held := s.recs[n]; !held {
+			return
+		}
+		s.tail = n
+	}
+}
+
+// rewalk recomputes the chain from the base after records were removed.
+func (s *Segment) rewalk() {
+	s.next = make(map[redo.LSN]redo.LSN, len(s.recs))
+	for _, l := range s.order {
+		r := s.recs[l]
+		s.next[r.PrevLSN] = l
+	}
+	s.tail = s.meta.BaseTail
+	s.walk()
+}
+
+// adopt replaces the history with a newer one, discarding what it truncated.
+func (s *Segment) adopt(h redo.History) bool {
+	if !h.Newer(s.meta.History) {
+		return false
+	}
+	s.meta.History = h.Clone()
+	s.meta.Epoch = max(s.meta.Epoch, h.Latest())
+	var drop []redo.LSN
+	for _, l := range s.order {
+		if r := s.recs[l]; h.Garbage(r.Epoch, l) {
+			drop = append(drop, l)
+		}
+	}
+	for _, l := range drop {
+		s.remove(l)
+	}
+	s.rewalk()
+	return true
+}
+
+// tailAt is the last held record at or below l (the chain is complete there when l <= SCL).
+func (s *Segment) tailAt(l redo.LSN) redo.LSN {
+	i := sort.Search(len(s.order), func(i int) bool { return s.order[i] > l })
+	if i == 0 {
+		return s.meta.BaseTail
+	}
+	return max(s.order[i-1], min(s.meta.BaseTail, l))
+}
+
+// hasHole reports whether records are held beyond the complete chain.
+func (s *Segment) hasHole() bool {
+	return len(s.order) > 0 && s.order[len(s.order)-1] > s.tail
+}
+
+// get returns the newest version of key visible at read point at.
+func (s *Segment) get(key string, at redo.LSN) (*redo.Record, bool) {
+	vs := s.versions[key]
+	for i := len(vs) - 1; i >= 0; i-- {
+		r := s.recs[vs[i]]
+		if r.LSN <= at && r.CommitLSN <= at {
+			return r, !r.Tombstone()
+		}
+	}
+	return nil, false
+}
+
+func insertLSN(s []redo.LSN, l redo.LSN) []redo.LSN {
+	if n := len(s); n == 0 || s[n-1] < l {
+		return append(s, l)
+	}
+	i := sort.Search(len(s), func(i int) bool { return s[i] >= l })
+	if i < len(s) && s[i] == l {
+		return s
+	}
+	s = append(s, 0)
+	copy(s[i+1:], s[i:])
+	s[i] = l
+	return s
+}
+
+func removeLSN(s []redo.LSN, l redo.LSN) []redo.LSN {
+	i := sort.Search(len(s), func(i int) bool { return s[i] >= l })
+	if i < len(s) && s[i] == l {
+		return append(s[:i], s[i+1:]...)
+	}
+	return s
+}

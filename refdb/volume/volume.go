@@ -1,0 +1,446 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aurorabench/aurorabench/refdb/redo"
+	"github.com/aurorabench/aurorabench/refdb/rpc"
+)
+
+// Config opens a volume over the network.
+type Config struct {
+	ID     string      // this writer's identity on the wire (unique per process)
+	Nodes  []redo.Peer // the 6 storage nodes, with addresses
+	PGs    int         // protection groups (only used when creating; must match afterwards)
+	Secret []byte
+	// Create bootstraps a new volume instead of recovering an existing one.
+	Create bool
+	// Epoch for recovery; 0 picks one above the highest epoch found. Epochs must be unique per
+	// recovery attempt: the control plane allocates them when several writers could race.
+	Epoch       uint64
+	MaxInflight redo.LSN
+	Tick        time.Duration
+	// ReadTimeout bounds one attempt of a read on one segment before trying the next.
+	ReadTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// ErrUnavailable wraps commit and read failures caused by too few reachable segments.
+var ErrUnavailable = errors.New("volume: quorum unavailable")
+
+// Volume is a writer's handle on the volume: the Writer core driven over rpc links.
+type Volume struct {
+	cfg    Config
+	log    *slog.Logger
+	layout Layout
+	links  map[string]*rpc.Link
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	core     *Writer
+	rec      *Recovery
+	changed  chan struct{} // closed and replaced whenever VDL moves or the writer is fenced
+	reads    map[uint64]chan *redo.Message
+	statuses map[uint64]chan *redo.Message
+	reqID    uint64
+	closed   bool
+	flush    chan struct{}
+	waiters  []commitWaiter
+}
+
+// Open connects to the storage nodes and creates or recovers the volume; it returns once the
+// writer may commit.
+func Open(ctx context.Context, cfg Config) (*Volume, error) {
+	if cfg.ID == "" || len(cfg.Secret) == 0 {
+		return nil, errors.New("volume open: id and secret are required")
+	}
+	if cfg.Tick == 0 {
+		cfg.Tick = 20 * time.Millisecond
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = time.Second
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = 1 << 16
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PGs == 0 {
+		cfg.PGs = 1
+	}
+	layout, err := NewLayout(cfg.Nodes, cfg.PGs)
+	if err != nil {
+		return nil, err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	v := &Volume{cfg: cfg, log: cfg.Logger.With("volume_writer", cfg.ID), layout: layout, links: map[string]*rpc.Link{},
+		cancel: cancel, changed: make(chan struct{}), reads: map[uint64]chan *redo.Message{}, statuses: map[uint64]chan *redo.Message{}, flush: make(chan struct{}, 1)}
+	for _, n := range cfg.Nodes {
+		v.links[n.ID] = rpc.NewLink(bg, n.Addr, cfg.ID, cfg.Secret, v.onMessage, v.log)
+	}
+	v.wg.Add(2)
+	go v.tickLoop(bg)
+	go v.flushLoop(bg)
+	if err := v.recover(ctx); err != nil {
+		v.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *Volume) recover(ctx context.Context) error {
+	epoch := v.cfg.Epoch
+	for attempt := 0; ; attempt++ {
+		v.mu.Lock()
+		if v.cfg.Create {
+			v.rec = NewCreate(v.cfg.ID, v.layout)
+		} else {
+			if epoch == 0 {
+				epoch = 2
+			}
+			v.rec = NewRecovery(v.cfg.ID, v.layout, epoch, v.cfg.MaxInflight)
+		}
+		msgs := v.rec.Start()
+		wait := v.changed
+		v.mu.Unlock()
+		v.send(msgs)
+		for {
+			v.mu.Lock()
+			done, err := v.rec.Done()
+			rec := v.rec
+			if done && err == nil {
+				c := WriterConfig{ID: v.cfg.ID, MaxInflight: v.cfg.MaxInflight}
+				v.core = NewWriter(c, v.layout, rec.State())
+				v.rec = nil
+				v.log.Info("volume open", "epoch", rec.Epoch(), "vdl", v.core.VDL(), "next_lsn", v.core.NextLSN())
+			}
+			v.mu.Unlock()
+			if done && err == nil {
+				return nil
+			}
+			if err != nil {
+				if errors.Is(err, ErrFenced) && v.cfg.Epoch == 0 && !v.cfg.Create && attempt < 10 {
+					epoch = rec.MaxEpochSeen() + 1
+					break
+				}
+				return fmt.Errorf("volume open (epoch %d): %w", rec.Epoch(), err)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("volume open (epoch %d): waiting for a read quorum then a write quorum of every PG: %w", rec.Epoch(), ctx.Err())
+			case <-wait:
+				v.mu.Lock()
+				wait = v.changed
+				v.mu.Unlock()
+			}
+		}
+	}
+}
+
+// notify wakes every waiter; call with v.mu held.
+func (v *Volume) notify() {
+	close(v.changed)
+	v.changed = make(chan struct{})
+}
+
+func (v *Volume) onMessage(m *redo.Message) {
+	v.mu.Lock()
+	var out []*redo.Message
+	switch {
+	case m.Type == redo.MsgReadResp || (m.Type == redo.MsgReject && redo.MsgType(m.Limit) == redo.MsgRead):
+		if ch := v.reads[m.ReqID]; ch != nil {
+			delete(v.reads, m.ReqID)
+			ch <- m
+		}
+		if m.Type == redo.MsgReject && m.Code == redo.RejectNeedInstall && v.core != nil {
+			v.core.Step(m)
+			out = v.core.Ready()
+		}
+	case m.Type == redo.MsgStatusResp:
+		if ch := v.statuses[m.ReqID]; ch != nil {
+			delete(v.statuses, m.ReqID)
+			ch <- m
+		}
+	case v.rec != nil:
+		out = v.rec.Step(m)
+		v.notify()
+	case v.core != nil:
+		vdl, fenced := v.core.VDL(), v.core.Fenced()
+		v.core.Step(m)
+		out = v.core.Ready()
+		if v.core.VDL() != vdl || v.core.Fenced() != fenced {
+			v.release()
+			v.notify()
+		}
+	}
+	v.mu.Unlock()
+	v.send(out)
+}
+
+func (v *Volume) send(msgs []*redo.Message) {
+	for _, m := range msgs {
+		if l := v.links[m.To]; l != nil {
+			l.Send(m)
+		}
+	}
+}
+
+func (v *Volume) flushLoop(ctx context.Context) {
+	defer v.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-v.flush:
+		}
+		v.mu.Lock()
+		var out []*redo.Message
+		if v.core != nil {
+			out = v.core.Ready()
+		}
+		v.mu.Unlock()
+		v.send(out)
+	}
+}
+
+func (v *Volume) tickLoop(ctx context.Context) {
+	defer v.wg.Done()
+	t := time.NewTicker(v.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		v.mu.Lock()
+		var out []*redo.Message
+		if v.rec != nil {
+			out = v.rec.Tick()
+		} else if v.core != nil {
+			out = v.core.Tick()
+		}
+		v.mu.Unlock()
+		v.send(out)
+	}
+}
+
+// Commit writes a transaction and returns its commit LSN once the VDL has reached it, i.e. every
+// record up to it is on a write quorum of its PG. No lock is held while waiting, so many commits
+// are in flight at once and share appends and fsyncs (group commit).
+func (v *Volume) Commit(ctx context.Context, ops []Op) (redo.LSN, error) {
+	var lsn redo.LSN
+	var done chan struct{}
+	for {
+		v.mu.Lock()
+		if v.closed {
+			v.mu.Unlock()
+			return 0, errors.New("commit: volume closed")
+		}
+		var err error
+		lsn, err = v.core.Propose(ops)
+		wait := v.changed
+		if err == nil {
+			// LSNs are allocated in order under the lock, so waiters stay sorted.
+			done = make(chan struct{})
+			v.waiters = append(v.waiters, commitWaiter{lsn: lsn, done: done})
+			// The flusher sends the appends: commits proposed while it is busy share one
+			// append message per segment.
+			select {
+			case v.flush <- struct{}{}:
+			default:
+			}
+		}
+		v.mu.Unlock()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrBackpressure) {
+			return 0, fmt.Errorf("commit: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("commit: %w: waiting for in-flight LSNs to drain (%s): %w", ErrUnavailable, v.quorumReport(), ctx.Err())
+		case <-wait:
+		}
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("commit at LSN %d: %w: %s: %w", lsn, ErrUnavailable, v.quorumReport(), ctx.Err())
+	}
+	v.mu.Lock()
+	vdl, fenced := v.core.VDL(), v.core.Fenced()
+	v.mu.Unlock()
+	switch {
+	case vdl >= lsn:
+		return lsn, nil
+	case fenced != nil:
+		return 0, fmt.Errorf("commit at LSN %d: %w", lsn, fenced)
+	}
+	return 0, fmt.Errorf("commit at LSN %d: volume closed before it was durable", lsn)
+}
+
+type commitWaiter struct {
+	lsn  redo.LSN
+	done chan struct{}
+}
+
+// release wakes the commits the VDL has passed, or all of them once the writer is fenced or
+// closed; call with v.mu held.
+func (v *Volume) release() {
+	all := v.closed || (v.core != nil && v.core.Fenced() != nil)
+	i := 0
+	for ; i < len(v.waiters) && (all || v.waiters[i].lsn <= v.core.VDL()); i++ {
+		close(v.waiters[i].done)
+	}
+	if i > 0 {
+		v.waiters = append(v.waiters[:0], v.waiters[i:]...)
+	}
+}
+
+func (v *Volume) quorumReport() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.core.QuorumReport()
+}
+
+// SetMinReadPoint pins versions visible at l (0 unpins): storage GC keeps them even past the
+// history window, for readers still at that point.
+func (v *Volume) SetMinReadPoint(l redo.LSN) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.core.SetMinReadPoint(l)
+}
+
+// VDL is the current volume durable LSN.
+func (v *Volume) VDL() redo.LSN {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.core.VDL()
+}
+
+// Epoch is the writer's epoch.
+func (v *Volume) Epoch() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.core.Epoch()
+}
+
+// Get reads key at read point at (0: the current VDL) from one segment whose SCL covers it,
+// trying the others on rejection or timeout.
+func (v *Volume) Get(ctx context.Context, key []byte, at redo.LSN) ([]byte, bool, error) {
+	m, err := v.read(ctx, &redo.Message{Type: redo.MsgRead, Key: key}, v.layout.PGFor(key), at)
+	if err != nil {
+		return nil, false, err
+	}
+	return m.Value, m.Flags&redo.MFlagFound != 0, nil
+}
+
+// Scan returns live versions of keys in [start, end) of one PG at read point at.
+func (v *Volume) Scan(ctx context.Context, start, end []byte, at redo.LSN, limit int) ([]redo.Record, error) {
+	m, err := v.read(ctx, &redo.Message{Type: redo.MsgRead, Flags: redo.MFlagScan, Key: start, EndKey: end, Limit: uint32(limit)}, v.layout.PGFor(start), at)
+	if err != nil {
+		return nil, err
+	}
+	return m.Records, nil
+}
+
+func (v *Volume) read(ctx context.Context, req *redo.Message, pg uint32, at redo.LSN) (*redo.Message, error) {
+	v.mu.Lock()
+	if at == 0 || at > v.core.VDL() {
+		at = v.core.VDL()
+	}
+	req.PG, req.Epoch, req.ReadLSN, req.Need, req.From = pg, v.core.Epoch(), at, v.core.Need(pg), v.cfg.ID
+	cands := v.core.ReadCandidates(pg)
+	v.mu.Unlock()
+	var errs []error
+	for _, seg := range cands {
+		v.mu.Lock()
+		v.reqID++
+		id := v.reqID
+		ch := make(chan *redo.Message, 1)
+		v.reads[id] = ch
+		v.mu.Unlock()
+		m := *req
+		m.To, m.ReqID = seg, id
+		sent := v.links[seg].Send(&m)
+		var resp *redo.Message
+		if sent {
+			t := time.NewTimer(v.cfg.ReadTimeout)
+			select {
+			case resp = <-ch:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+		v.mu.Lock()
+		delete(v.reads, id)
+		v.mu.Unlock()
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("read at %d: %w", at, ctx.Err())
+		case !sent:
+			errs = append(errs, fmt.Errorf("%s: not connected", seg))
+		case resp == nil:
+			errs = append(errs, fmt.Errorf("%s: timed out", seg))
+		case resp.Type == redo.MsgReject:
+			errs = append(errs, fmt.Errorf("%s: %s", seg, resp.Code))
+		default:
+			return resp, nil
+		}
+	}
+	return nil, fmt.Errorf("read at %d from PG %d: %w: %w", at, pg, ErrUnavailable, errors.Join(errs...))
+}
+
+// NodeStatus asks one storage node for the state of its segments.
+func (v *Volume) NodeStatus(ctx context.Context, node string) ([]redo.SegStatus, error) {
+	l := v.links[node]
+	if l == nil {
+		return nil, fmt.Errorf("node status: unknown node %q", node)
+	}
+	v.mu.Lock()
+	v.reqID++
+	id := v.reqID
+	ch := make(chan *redo.Message, 1)
+	v.statuses[id] = ch
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		delete(v.statuses, id)
+		v.mu.Unlock()
+	}()
+	if !l.Send(&redo.Message{Type: redo.MsgStatus, From: v.cfg.ID, To: node, ReqID: id}) {
+		return nil, fmt.Errorf("node status %s: %w: not connected", node, ErrUnavailable)
+	}
+	select {
+	case m := <-ch:
+		return m.Status, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("node status %s: %w", node, ctx.Err())
+	}
+}
+
+// Close stops the volume's goroutines and connections. Commits still waiting fail.
+func (v *Volume) Close() {
+	v.mu.Lock()
+	if !v.closed {
+		v.closed = true
+		v.release()
+		v.notify()
+	}
+	v.mu.Unlock()
+	v.cancel()
+	for _, l := range v.links {
+		l.Close()
+	}
+	v.wg.Wait()
+}
