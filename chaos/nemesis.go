@@ -2,6 +2,11 @@
 // restarts nodes on a schedule and records each fault's start and end into
 // the history, so checkers and reports can line anomalies and latency up
 // with what the cluster was going through.
+//
+// A nemesis is named "<action>-<selector>" (kill-writer, pause-storage,
+// kill-az-az1, pause-minority...) or "failover" (a planned failover), and
+// several can be combined with commas: each interval one is picked at
+// random from the seed. Every fault is healed before the run's final reads.
 package chaos
 
 import (
@@ -16,26 +21,34 @@ import (
 	"github.com/aurorabench/aurorabench/targets"
 )
 
-// Kinds of fault, by --nemesis name.
-var kinds = map[string]string{
-	"kill-writer":  "SIGKILL the writer, fail over to the most advanced replica, restart the old writer as a replica",
-	"pause-writer": "SIGSTOP the writer for the fault duration, then SIGCONT (no failover)",
-	"kill-replica": "SIGKILL a random replica, restart it after the fault duration",
-	"failover":     "planned failover: promote the most advanced replica while the writer is healthy",
+// Actions a fault can take on its nodes.
+var actions = map[string]string{
+	"kill":  "SIGKILL, then restart after the fault duration (a killed writer is replaced by failover first)",
+	"pause": "SIGSTOP, then SIGCONT after the fault duration",
 }
 
-// Names lists the nemeses ("none" included).
+// Selectors choose the nodes a fault acts on.
+var selectors = map[string]string{
+	"writer":   "the current writer",
+	"reader":   "one random reader (replica)",
+	"storage":  "one random storage node",
+	"random":   "one random node of any kind",
+	"minority": "a random minority of all nodes ((n-1)/2 of them)",
+	"az-NAME":  "every node in availability zone NAME (e.g. az-az1)",
+}
+
+// Names lists the nemesis names for --help ("none" first).
 func Names() []string {
-	ns := []string{"none"}
-	for k := range kinds {
-		ns = append(ns, k)
+	ns := []string{"none", "failover"}
+	var rest []string
+	for a := range actions {
+		for s := range selectors {
+			rest = append(rest, a+"-"+s)
+		}
 	}
-	sort.Strings(ns[1:])
-	return ns
+	sort.Strings(rest)
+	return append(ns, rest...)
 }
-
-// Describe explains a nemesis.
-func Describe(name string) string { return kinds[name] }
 
 // Schedule says when faults happen.
 type Schedule struct {
@@ -44,47 +57,70 @@ type Schedule struct {
 	Seed     int64
 }
 
-// Periodic injects one kind of fault on a schedule. It implements
+// spec is one parsed nemesis name.
+type spec struct {
+	name, action, selector string
+}
+
+func parse(name string) (spec, error) {
+	if name == "failover" {
+		return spec{name: name, action: "failover"}, nil
+	}
+	action, sel, ok := strings.Cut(name, "-")
+	if !ok {
+		return spec{}, fmt.Errorf("unknown nemesis %q", name)
+	}
+	if _, ok := actions[action]; !ok {
+		return spec{}, fmt.Errorf("unknown nemesis %q: action must be kill or pause", name)
+	}
+	if _, ok := selectors[sel]; !ok && !(strings.HasPrefix(sel, "az-") && len(sel) > 3) {
+		return spec{}, fmt.Errorf("unknown nemesis %q: selector must be writer, reader, storage, random, minority or az-NAME", name)
+	}
+	return spec{name: name, action: action, selector: sel}, nil
+}
+
+// Nemesis injects a mix of faults on a schedule. It implements
 // runner.Nemesis.
-type Periodic struct {
-	Kind     string
-	Target   targets.Target
-	Schedule Schedule
+type Nemesis struct {
+	specs    []spec
+	target   targets.Target
+	schedule Schedule
 	rng      *rand.Rand
 }
 
-// New returns the nemesis called name, or nil for "none". With a nil
-// target it only validates the name.
-func New(name string, t targets.Target, s Schedule) (*Periodic, error) {
-	if name == "none" || name == "" {
+// New parses a comma-separated list of nemesis names and returns nil for
+// "none". With a nil target it only validates the names.
+func New(names string, t targets.Target, s Schedule) (*Nemesis, error) {
+	if names == "none" || names == "" {
 		return nil, nil
 	}
-	if _, ok := kinds[name]; !ok {
-		return nil, fmt.Errorf("unknown nemesis %q (known: %s)", name, strings.Join(Names(), ", "))
+	var specs []spec
+	for _, n := range strings.Split(names, ",") {
+		sp, err := parse(strings.TrimSpace(n))
+		if err != nil {
+			return nil, fmt.Errorf("%w (known: %s)", err, strings.Join(Names(), ", "))
+		}
+		specs = append(specs, sp)
 	}
 	if s.Interval <= 0 || s.Duration <= 0 {
 		return nil, fmt.Errorf("nemesis interval and duration must be positive")
 	}
 	if t != nil && len(t.Nodes()) == 0 {
-		return nil, fmt.Errorf("nemesis %s needs a local target with processes to act on (%s has none)", name, t.Name())
+		return nil, fmt.Errorf("nemesis %s needs a local target with processes to act on (%s has none)", names, t.Name())
 	}
-	return &Periodic{Kind: name, Target: t, Schedule: s, rng: rand.New(rand.NewPCG(uint64(s.Seed), 99))}, nil
+	return &Nemesis{specs: specs, target: t, schedule: s, rng: rand.New(rand.NewPCG(uint64(s.Seed), 99))}, nil
 }
 
 // Run injects faults until ctx ends, then heals and returns.
-func (p *Periodic) Run(ctx context.Context, clock func() int64, rec func(history.Op)) error {
+func (n *Nemesis) Run(ctx context.Context, clock func() int64, rec func(history.Op)) error {
 	var firstErr error
-	note := func(err error) {
-		if err != nil && firstErr == nil {
+	for sleep(ctx, n.schedule.Interval) {
+		sp := n.specs[n.rng.IntN(len(n.specs))]
+		if err := n.inject(ctx, sp, clock, rec); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
-	for {
-		if !sleep(ctx, p.Schedule.Interval) {
-			return firstErr
-		}
-		note(p.inject(ctx, clock, rec))
-	}
+	return firstErr
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -98,18 +134,65 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// heal runs the end of a fault even when the run is over: a fault is
-// always healed before the final reads.
+// healCtx outlives the run's context: a fault is always healed before the
+// final reads, even when the run ended mid-fault.
 func healCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 2*time.Minute)
 }
 
-func (p *Periodic) inject(ctx context.Context, clock func() int64, rec func(history.Op)) error {
-	event := func(f string, node targets.Node, v any, err error) {
-		op := history.Op{F: f, Type: history.Info, Time: clock()}
-		if node != nil {
-			op.Node = node.ID()
+// pick returns the nodes a selector chooses right now.
+func (n *Nemesis) pick(sel string) []targets.Node {
+	nodes := n.target.Nodes()
+	one := func(ns []targets.Node) []targets.Node {
+		if len(ns) == 0 {
+			return nil
 		}
+		return []targets.Node{ns[n.rng.IntN(len(ns))]}
+	}
+	byRole := func(r targets.Role) []targets.Node {
+		var out []targets.Node
+		for _, x := range nodes {
+			if x.Role() == r {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	switch {
+	case sel == "writer":
+		if w := targets.Writer(n.target); w != nil {
+			return []targets.Node{w}
+		}
+		return nil
+	case sel == "reader":
+		return one(byRole(targets.RoleReader))
+	case sel == "storage":
+		return one(byRole(targets.RoleStorage))
+	case sel == "random":
+		return one(nodes)
+	case sel == "minority":
+		perm := n.rng.Perm(len(nodes))
+		k := (len(nodes) - 1) / 2
+		out := make([]targets.Node, 0, k)
+		for _, i := range perm[:k] {
+			out = append(out, nodes[i])
+		}
+		return out
+	case strings.HasPrefix(sel, "az-"):
+		var out []targets.Node
+		for _, x := range nodes {
+			if x.AZ() == sel[3:] {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func (n *Nemesis) inject(ctx context.Context, sp spec, clock func() int64, rec func(history.Op)) error {
+	event := func(f, node string, v any, err error) {
+		op := history.Op{F: f, Type: history.Info, Time: clock(), Node: node}
 		if v != nil {
 			op.Value = history.Marshal(v)
 		}
@@ -118,68 +201,72 @@ func (p *Periodic) inject(ctx context.Context, clock func() int64, rec func(hist
 		}
 		rec(op)
 	}
-	switch p.Kind {
-	case "kill-writer":
-		w := targets.Writer(p.Target)
-		if w == nil {
-			return fmt.Errorf("kill-writer: no writer")
-		}
-		err := w.Kill(ctx)
-		event("start-kill", w, map[string]string{"fault": "kill", "node": w.ID(), "role": "writer"}, err)
-		if err != nil {
-			return fmt.Errorf("kill %s: %w", w.ID(), err)
-		}
+	if sp.action == "failover" {
 		t0 := time.Now()
-		ferr := p.Target.Failover(ctx)
-		event("failover", nil, map[string]any{"seconds": time.Since(t0).Seconds()}, ferr)
-		sleep(ctx, p.Schedule.Duration)
-		hctx, cancel := healCtx()
-		defer cancel()
-		serr := w.Start(hctx)
-		event("stop-kill", w, nil, serr)
-		if ferr != nil {
-			return fmt.Errorf("failover: %w", ferr)
-		}
-		return serr
-	case "pause-writer":
-		w := targets.Writer(p.Target)
-		if w == nil {
-			return fmt.Errorf("pause-writer: no writer")
-		}
-		err := w.Pause(ctx)
-		event("start-pause", w, map[string]string{"fault": "pause", "node": w.ID(), "role": "writer"}, err)
-		if err != nil {
-			return err
-		}
-		sleep(ctx, p.Schedule.Duration)
-		hctx, cancel := healCtx()
-		defer cancel()
-		err = w.Resume(hctx)
-		event("stop-pause", w, nil, err)
-		return err
-	case "kill-replica":
-		rs := targets.Readers(p.Target)
-		if len(rs) == 0 {
-			return fmt.Errorf("kill-replica: no replica")
-		}
-		n := rs[p.rng.IntN(len(rs))]
-		err := n.Kill(ctx)
-		event("start-kill", n, map[string]string{"fault": "kill", "node": n.ID(), "role": "reader"}, err)
-		if err != nil {
-			return err
-		}
-		sleep(ctx, p.Schedule.Duration)
-		hctx, cancel := healCtx()
-		defer cancel()
-		err = n.Start(hctx)
-		event("stop-kill", n, nil, err)
-		return err
-	case "failover":
-		t0 := time.Now()
-		event("start-failover", nil, map[string]string{"fault": "planned failover"}, nil)
-		err := p.Target.Failover(ctx)
-		event("stop-failover", nil, map[string]any{"seconds": time.Since(t0).Seconds()}, err)
+		event("start-failover", "", map[string]any{"fault": "planned failover", "role": "writer"}, nil)
+		err := n.target.Failover(ctx)
+		event("stop-failover", "", map[string]any{"seconds": time.Since(t0).Seconds()}, err)
 		return err
 	}
-	return fmt.Errorf("unknown nemesis %q", p.Kind)
+	nodes := n.pick(sp.selector)
+	if len(nodes) == 0 {
+		event("skip-"+sp.action, "", map[string]any{"fault": sp.name, "reason": "no node matches " + sp.selector}, nil)
+		return nil
+	}
+	ids := make([]string, len(nodes))
+	roles := make([]string, len(nodes))
+	hitWriter := false
+	for i, x := range nodes {
+		ids[i], roles[i] = x.ID(), string(x.Role())
+		hitWriter = hitWriter || x.Role() == targets.RoleWriter
+	}
+	label := strings.Join(ids, ",")
+	desc := map[string]any{"fault": sp.name, "nodes": ids, "roles": roles}
+	if hitWriter {
+		desc["role"] = "writer" // the failover-time checker keys on this
+	}
+	var firstErr error
+	note := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	var done []targets.Node
+	for _, x := range nodes {
+		var err error
+		if sp.action == "kill" {
+			err = x.Kill(ctx)
+		} else {
+			err = x.Pause(ctx)
+		}
+		note(err)
+		if err == nil {
+			done = append(done, x)
+		}
+	}
+	event("start-"+sp.action, label, desc, firstErr)
+	if sp.action == "kill" && hitWriter && len(done) > 0 {
+		t0 := time.Now()
+		err := n.target.Failover(ctx)
+		event("failover", "", map[string]any{"seconds": time.Since(t0).Seconds()}, err)
+		note(err)
+	}
+	sleep(ctx, n.schedule.Duration)
+	hctx, cancel := healCtx()
+	defer cancel()
+	var healErr error
+	for _, x := range done {
+		var err error
+		if sp.action == "kill" {
+			err = x.Start(hctx)
+		} else {
+			err = x.Resume(hctx)
+		}
+		if err != nil && healErr == nil {
+			healErr = fmt.Errorf("heal %s on %s: %w", sp.action, x.ID(), err)
+		}
+	}
+	event("stop-"+sp.action, label, nil, healErr)
+	note(healErr)
+	return firstErr
 }

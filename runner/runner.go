@@ -179,6 +179,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, r.recErr()
 }
 
+// errorBackoff is how long a worker waits after an operation that failed
+// with an error (not after a definite "no", such as a failed compare).
+const errorBackoff = 20 * time.Millisecond
+
 type run struct {
 	cfg      Config
 	start    time.Time
@@ -274,6 +278,17 @@ func (r *run) worker(runCtx, opCtx context.Context, w int, client workloads.Clie
 			c.Type, c.Error = history.Info, "client returned no outcome"
 		}
 		r.record(c)
+		if c.Error != "" {
+			// Back off briefly after an error, as a real client would:
+			// hot-looping against a dead node floods the history with
+			// failures (and indeterminate ops Porcupine must keep open).
+			t := time.NewTimer(errorBackoff)
+			select {
+			case <-t.C:
+			case <-runCtx.Done():
+				t.Stop()
+			}
+		}
 		switch c.Type {
 		case history.OK:
 			r.ok.Add(1)

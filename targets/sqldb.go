@@ -4,11 +4,22 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql" // database/sql driver "mysql"
+	"github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 )
+
+func init() {
+	// The MySQL driver logs every broken connection to stderr; under fault
+	// injection that is thousands of lines. Errors reach the history anyway.
+	_ = mysql.SetLogger(slogLogger{})
+}
+
+type slogLogger struct{}
+
+func (slogLogger) Print(v ...any) { slog.Debug("mysql driver", "msg", fmt.Sprint(v...)) }
 
 // DriverName is the database/sql driver for a dialect.
 func DriverName(d Dialect) string {

@@ -123,48 +123,39 @@ func readBalances(ctx context.Context, db *sql.DB, query string, n int) ([]int64
 // transfer locks both rows in id order (no deadlocks between transfers),
 // refuses to overdraw, and moves the amount.
 func (c *bankClient) transfer(ctx context.Context, t Transfer) (err error) {
-	tx, err := c.env.Writer.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = tx.Rollback()
-		}
-	}()
-	rows, err := tx.QueryContext(ctx, c.lock, t.From, t.To)
-	if err != nil {
-		return err
-	}
-	var fromBal int64 = -1
-	for rows.Next() {
-		var id, b int64
-		if err := rows.Scan(&id, &b); err != nil {
-			rows.Close()
+	return inTx(ctx, c.env.Writer, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, c.lock, t.From, t.To)
+		if err != nil {
 			return err
 		}
-		if int(id) == t.From {
-			fromBal = b
+		var fromBal int64 = -1
+		for rows.Next() {
+			var id, b int64
+			if err := rows.Scan(&id, &b); err != nil {
+				rows.Close()
+				return err
+			}
+			if int(id) == t.From {
+				fromBal = b
+			}
 		}
-	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if fromBal < t.Amount {
-		return fmt.Errorf("%w: insufficient funds in account %d", errTxDone, t.From)
-	}
-	if _, err := tx.ExecContext(ctx, c.withdraw, t.Amount, t.From); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, c.deposit, t.Amount, t.To); err != nil {
-		return err
-	}
-	committed = true
-	return tx.Commit()
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if fromBal < t.Amount {
+			return fmt.Errorf("%w: insufficient funds in account %d", errTxDone, t.From)
+		}
+		if _, err := tx.ExecContext(ctx, c.withdraw, t.Amount, t.From); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, c.deposit, t.Amount, t.To); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 func (b *Bank) Final(ctx context.Context, env *Env, rec Recorder) error {

@@ -129,31 +129,22 @@ func readStocks(ctx context.Context, db *sql.DB, query string, args ...any) ([][
 }
 
 func (c *ecomClient) order(ctx context.Context, o Order) error {
-	tx, err := c.env.Writer.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			_ = tx.Rollback()
+	return inTx(ctx, c.env.Writer, func(tx *sql.Tx) error {
+		var stock int64
+		if err := tx.QueryRowContext(ctx, c.lock, o.Product).Scan(&stock); err != nil {
+			return err
 		}
-	}()
-	var stock int64
-	if err := tx.QueryRowContext(ctx, c.lock, o.Product).Scan(&stock); err != nil {
-		return err
-	}
-	if stock < o.Qty {
-		return fmt.Errorf("%w: product %d has %d in stock, %d ordered", errTxDone, o.Product, stock, o.Qty)
-	}
-	if _, err := tx.ExecContext(ctx, c.dec, o.Qty, o.Product); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, c.ins, o.ID, o.Product, o.Qty); err != nil {
-		return err
-	}
-	done = true
-	return tx.Commit()
+		if stock < o.Qty {
+			return fmt.Errorf("%w: product %d has %d in stock, %d ordered", errTxDone, o.Product, stock, o.Qty)
+		}
+		if _, err := tx.ExecContext(ctx, c.dec, o.Qty, o.Product); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, c.ins, o.ID, o.Product, o.Qty); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 func (e *Ecommerce) Final(ctx context.Context, env *Env, rec Recorder) error {

@@ -103,7 +103,7 @@ func (c *lagWriter) Close() error { return nil }
 
 func (c *lagWriter) Invoke(ctx context.Context, op history.Op) history.Op {
 	id, _ := strconv.ParseInt(string(op.Value), 10, 64)
-	_, err := c.db.ExecContext(ctx, c.ins, id, op.Time)
+	_, err := execOnce(ctx, c.db, c.ins, id, op.Time)
 	if err == nil {
 		c.l.mu.Lock()
 		c.l.acked = append(c.l.acked, id)

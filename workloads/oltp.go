@@ -164,53 +164,44 @@ func (c *oltpClient) Invoke(ctx context.Context, op history.Op) history.Op {
 }
 
 func (c *oltpClient) run(ctx context.Context, t *oltpTxn) error {
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			_ = tx.Rollback()
+	return inTx(ctx, c.db, func(tx *sql.Tx) error {
+		var s string
+		for _, p := range t.Points {
+			if err := tx.StmtContext(ctx, c.stmts["point"][p[0]-1]).QueryRowContext(ctx, p[1]).Scan(&s); err != nil && err != sql.ErrNoRows {
+				return err
+			}
 		}
-	}()
-	var s string
-	for _, p := range t.Points {
-		if err := tx.StmtContext(ctx, c.stmts["point"][p[0]-1]).QueryRowContext(ctx, p[1]).Scan(&s); err != nil && err != sql.ErrNoRows {
+		for i, kind := range []string{"simple", "sum", "order", "distinct"} {
+			r := t.Ranges[i]
+			rows, err := tx.StmtContext(ctx, c.stmts[kind][r[0]-1]).QueryContext(ctx, r[1], r[1]+oltpRange-1)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		rng := rand.New(rand.NewPCG(t.Seed, 11))
+		if _, err := tx.StmtContext(ctx, c.stmts["idxupd"][t.IdxUpd[0]-1]).ExecContext(ctx, t.IdxUpd[1]); err != nil {
 			return err
 		}
-	}
-	for i, kind := range []string{"simple", "sum", "order", "distinct"} {
-		r := t.Ranges[i]
-		rows, err := tx.StmtContext(ctx, c.stmts[kind][r[0]-1]).QueryContext(ctx, r[1], r[1]+oltpRange-1)
-		if err != nil {
+		if _, err := tx.StmtContext(ctx, c.stmts["nonidx"][t.NonIdx[0]-1]).ExecContext(ctx, sbString(rng, 10), t.NonIdx[1]); err != nil {
 			return err
 		}
-		for rows.Next() {
-		}
-		if err := rows.Close(); err != nil {
+		tbl := t.DelIns[0] - 1
+		if _, err := tx.StmtContext(ctx, c.stmts["delete"][tbl]).ExecContext(ctx, t.DelIns[1]); err != nil {
 			return err
 		}
-		if err := rows.Err(); err != nil {
+		if _, err := tx.StmtContext(ctx, c.stmts["insert"][tbl]).ExecContext(ctx, t.DelIns[1], t.K, sbString(rng, 10), sbString(rng, 5)); err != nil {
 			return err
 		}
-	}
-	rng := rand.New(rand.NewPCG(t.Seed, 11))
-	if _, err := tx.StmtContext(ctx, c.stmts["idxupd"][t.IdxUpd[0]-1]).ExecContext(ctx, t.IdxUpd[1]); err != nil {
-		return err
-	}
-	if _, err := tx.StmtContext(ctx, c.stmts["nonidx"][t.NonIdx[0]-1]).ExecContext(ctx, sbString(rng, 10), t.NonIdx[1]); err != nil {
-		return err
-	}
-	tbl := t.DelIns[0] - 1
-	if _, err := tx.StmtContext(ctx, c.stmts["delete"][tbl]).ExecContext(ctx, t.DelIns[1]); err != nil {
-		return err
-	}
-	if _, err := tx.StmtContext(ctx, c.stmts["insert"][tbl]).ExecContext(ctx, t.DelIns[1], t.K, sbString(rng, 10), sbString(rng, 5)); err != nil {
-		return err
-	}
-	done = true
-	return tx.Commit()
+		return nil
+	})
 }
 
 func (o *OLTP) Final(ctx context.Context, env *Env, rec Recorder) error { return nil }

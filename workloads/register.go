@@ -90,14 +90,14 @@ func (c *registerClient) Invoke(ctx context.Context, op history.Op) history.Op {
 		return ok(op, history.Int(v))
 	case "write":
 		v, _ := strconv.ParseInt(string(op.Value), 10, 64)
-		_, err := c.db.ExecContext(ctx, c.write, id, v)
+		_, err := execOnce(ctx, c.db, c.write, id, v)
 		return complete(op, err)
 	case "cas":
 		var ov [2]int64
 		if err := json.Unmarshal(op.Value, &ov); err != nil {
 			return failed(op, fmt.Errorf("bad cas value: %w", err))
 		}
-		res, err := c.db.ExecContext(ctx, c.cas, ov[1], id, ov[0])
+		res, err := execOnce(ctx, c.db, c.cas, ov[1], id, ov[0])
 		if err != nil {
 			return complete(op, err)
 		}

@@ -50,7 +50,7 @@ func (c *setClient) Invoke(ctx context.Context, op history.Op) history.Op {
 	if err != nil {
 		return failed(op, fmt.Errorf("bad element: %w", err))
 	}
-	_, err = c.db.ExecContext(ctx, c.ins, v)
+	_, err = execOnce(ctx, c.db, c.ins, v)
 	return complete(op, err)
 }
 

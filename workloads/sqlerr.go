@@ -2,6 +2,7 @@ package workloads
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"net"
@@ -19,6 +20,10 @@ import (
 func Definite(err error) bool {
 	if err == nil {
 		return false
+	}
+	var ns notSent
+	if errors.As(err, &ns) {
+		return true
 	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
@@ -70,4 +75,45 @@ func IsRetryable(err error) bool {
 		return pe.Code == "40001" || pe.Code == "40P01"
 	}
 	return false
+}
+
+// notSent marks an error that happened before the operation could take
+// effect: no connection, or a transaction that failed before its COMMIT
+// was sent (the server rolls it back).
+type notSent struct{ err error }
+
+func (e notSent) Error() string { return e.err.Error() }
+func (e notSent) Unwrap() error { return e.err }
+
+func definite(err error) error {
+	if err == nil {
+		return nil
+	}
+	return notSent{err}
+}
+
+// inTx runs fn in a transaction and commits it. Only COMMIT's own failure
+// can leave the outcome unknown; anything earlier is a definite failure.
+func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return definite(err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return definite(err)
+	}
+	return tx.Commit()
+}
+
+// execOnce runs one autocommit statement on a connection taken from the
+// pool first, so that failing to connect (a dead endpoint backend) is told
+// apart from losing the connection after the statement was sent.
+func execOnce(ctx context.Context, db *sql.DB, query string, args ...any) (sql.Result, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, definite(err)
+	}
+	defer conn.Close()
+	return conn.ExecContext(ctx, query, args...)
 }

@@ -96,6 +96,8 @@ func (c *cluster) start(p *proc) {
 	}
 	cmd := exec.Command(refdbBin, "storage", "--id", p.id, "--az", p.az, "--data", p.dir, "--listen", p.addr, "--secret", secret, "--tick", "20ms")
 	cmd.Stderr = logf
+	// Six storage processes share this machine's cores: one scheduler thread each keeps them
+	// from thrashing each other.
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -138,6 +140,8 @@ func (c *cluster) peers() []redo.Peer {
 
 func (c *cluster) open(ctx context.Context, id string, create bool) *volume.Volume {
 	c.t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	v, err := volume.Open(ctx, volume.Config{ID: id, Nodes: c.peers(), PGs: 4, Secret: []byte(secret), Create: create})
 	if err != nil {
 		c.t.Fatalf("open volume: %v", err)

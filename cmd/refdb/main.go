@@ -23,6 +23,11 @@ const usage = `usage: refdb <command> [flags]
 
 commands:
   storage   run a storage node hosting segments of protection groups
+  instance  run a MySQL-protocol DB instance (writer) on the shared volume
+  control   run the control plane (heartbeats, failover, admin API, /metrics)
+  endpoint  run the writer and reader endpoints (TCP proxies following roles)
+  cluster   up|down|status a local cluster (refdb cluster up --dir D)
+  failover  planned failover through the control plane (refdb failover --dir D)
 `
 
 // errUsage marks errors that exit with status 2.
@@ -49,6 +54,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	switch args[0] {
 	case "storage":
 		return runStorage(ctx, args[1:], stderr)
+	case "control":
+		return runControl(ctx, args[1:], stderr)
+	case "endpoint":
+		return runEndpoint(ctx, args[1:], stderr)
+	case "cluster":
+		return runCluster(ctx, args[1:], stderr)
+	case "failover":
+		return runFailover(ctx, args[1:], stderr)
+	case "instance":
+		return runInstance(ctx, args[1:], stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stderr, usage)
 		return nil
