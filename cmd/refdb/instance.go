@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // --pprof
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -34,6 +38,7 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 	cacheMB := fs.Int64("cache-mb", 256, "row version cache size in MiB")
 	openTimeout := fs.Duration("open-timeout", 0, "bound on volume recovery at start (default 60s)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
@@ -76,6 +81,16 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: --log-level: %w", errUsage, err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
+		srv := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("pprof", "addr", ln.Addr().String())
+	}
 	return instance.Run(ctx, instance.Config{Role: *role, ID: *id, AZ: *az, MySQL: *mysqlAddr, Storage: peers, PGs: *pgs,
 		Secret: []byte(sec), Create: *create, User: *user, Password: pw, LockWaitTimeout: *lockWait,
 		CacheBytes: *cacheMB << 20, OpenTimeout: *openTimeout, Logger: log,

@@ -38,7 +38,7 @@ type Entry struct {
 var LogMagic = []byte("REFDBLOG")
 
 // LogVersion is the log format version.
-const LogVersion = 1
+const LogVersion = 2
 
 // LogHeader is the header every log file starts with.
 func LogHeader() []byte { return append(append([]byte(nil), LogMagic...), LogVersion) }

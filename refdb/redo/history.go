@@ -9,6 +9,10 @@ type EpochEntry struct {
 	Epoch uint64
 	Trunc LSN
 	Start LSN
+	// Owner is the writer that recovered the epoch. Two recoveries that end up at the same
+	// epoch number (a confused control plane) therefore never install the same history, and
+	// at most one of them reaches a write quorum.
+	Owner string
 }
 
 // History is the list of installed epochs, in increasing epoch order. The history of the latest

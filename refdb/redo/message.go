@@ -115,7 +115,7 @@ func (m *Message) String() string {
 }
 
 // MessageVersion is the wire version of AppendMessage.
-const MessageVersion = 1
+const MessageVersion = 2
 
 const (
 	maxIDLen    = 256
@@ -147,6 +147,7 @@ func AppendMessage(dst []byte, m *Message) []byte {
 		dst = binary.AppendUvarint(dst, h.Epoch)
 		dst = binary.AppendUvarint(dst, uint64(h.Trunc))
 		dst = binary.AppendUvarint(dst, uint64(h.Start))
+		dst = appendString(dst, h.Owner)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(m.Peers)))
 	for _, p := range m.Peers {
@@ -224,9 +225,9 @@ func DecodeMessage(b []byte) (*Message, error) {
 		d.off += used
 		m.Records = append(m.Records, r)
 	}
-	n = d.count(maxListLen, 3)
+	n = d.count(maxListLen, 4)
 	for i := 0; i < n && d.err == nil; i++ {
-		m.History = append(m.History, EpochEntry{Epoch: d.uvarint(), Trunc: LSN(d.uvarint()), Start: LSN(d.uvarint())})
+		m.History = append(m.History, EpochEntry{Epoch: d.uvarint(), Trunc: LSN(d.uvarint()), Start: LSN(d.uvarint()), Owner: d.string(maxIDLen)})
 	}
 	n = d.count(maxListLen, 3)
 	for i := 0; i < n && d.err == nil; i++ {

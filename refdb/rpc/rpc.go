@@ -294,13 +294,6 @@ func (l *Link) Send(m *redo.Message) bool {
 	return out != nil && out.Send(m)
 }
 
-// Connected reports whether the link is up.
-func (l *Link) Connected() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.out != nil
-}
-
 // Close stops the link and waits for its goroutines.
 func (l *Link) Close() {
 	l.cancel()

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strings"
 
 	"github.com/aurorabench/aurorabench/refdb/redo"
@@ -142,9 +141,9 @@ type Sim struct {
 
 // Stats summarizes a run.
 type Stats struct {
-	Events, Proposed, Acked, Reads, ReadChecks, Failovers, Crashes, Wipes, Partitions int
-	FinalVDL                                                                          redo.LSN
-	FinalEpoch                                                                        uint64
+	Events, Proposed, Acked, Reads, ReadChecks, Failovers, Crashes, Wipes, Corruptions, Partitions int
+	FinalVDL                                                                                       redo.LSN
+	FinalEpoch                                                                                     uint64
 }
 
 const azs = 3
@@ -465,7 +464,7 @@ func (s *Sim) issueRead(w *writer) {
 	}
 	key := s.keys[s.rng.IntN(len(s.keys))]
 	pg := s.layout.PGFor([]byte(key))
-	cands := w.core.ReadCandidates(pg)
+	cands := w.core.ReadCandidates(pg, s.rng.IntN(volume.Copies))
 	to := cands[0]
 	if s.rng.IntN(4) == 0 {
 		to = cands[s.rng.IntN(len(cands))]
@@ -514,6 +513,8 @@ func (s *Sim) chaos() {
 					s.nodes[i].durable = nil
 					s.stats.Wipes++
 					s.logf("wipe %s", s.nodes[i].id)
+				} else if s.rng.IntN(4) == 0 && s.wipeSafe(i) {
+					s.corruptRecord(i)
 				}
 				s.restart(i)
 				break
@@ -541,6 +542,28 @@ func (s *Sim) chaos() {
 			}
 		}
 	}
+}
+
+// corruptRecord drops one durable record of node i, as the log loader does with an entry whose
+// checksum fails: the node restarts with a hole that gossip must refill.
+func (s *Sim) corruptRecord(i int) {
+	n := s.nodes[i]
+	var at [][2]int
+	for c, chunk := range n.durable {
+		for j := range chunk {
+			if chunk[j].Kind == redo.EntryRecord {
+				at = append(at, [2]int{c, j})
+			}
+		}
+	}
+	if len(at) == 0 {
+		return
+	}
+	p := at[s.rng.IntN(len(at))]
+	chunk := n.durable[p[0]]
+	s.logf("corrupt %s record %d", n.id, chunk[p[1]].Record.LSN)
+	n.durable[p[0]] = append(append([]redo.Entry(nil), chunk[:p[1]]...), chunk[p[1]+1:]...)
+	s.stats.Corruptions++
 }
 
 // wipeSafe allows wiping node i only when every other segment is up, active and complete at
@@ -762,10 +785,3 @@ func (s *Sim) result() error {
 
 // Stats returns the run's counters.
 func (s *Sim) Stats() Stats { return s.stats }
-
-// Keys lists the keys the workload used, sorted (for tests).
-func (s *Sim) Keys() []string {
-	k := append([]string(nil), s.keys...)
-	sort.Strings(k)
-	return k
-}

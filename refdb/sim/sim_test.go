@@ -66,6 +66,7 @@ func TestSimulation(t *testing.T) {
 				total.Failovers += st.Failovers
 				total.Crashes += st.Crashes
 				total.Wipes += st.Wipes
+				total.Corruptions += st.Corruptions
 				total.Partitions += st.Partitions
 				mu.Unlock()
 			}

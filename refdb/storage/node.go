@@ -546,11 +546,3 @@ func (n *Node) PeerAddr(id string) string {
 	}
 	return ""
 }
-
-// DropCorrupt discards a record that failed verification; gossip refills it from a peer.
-func (n *Node) DropCorrupt(pg uint32, lsn redo.LSN) {
-	if s := n.segs[pg]; s != nil {
-		s.remove(lsn)
-		s.rewalk()
-	}
-}

@@ -200,3 +200,26 @@ func TestWipedSegmentRebuildsFromPeers(t *testing.T) {
 		t.Fatalf("rebuilt segment active=%v SCL=%d", seg.Meta().Active, seg.SCL())
 	}
 }
+
+func TestOneRecoveryPerEpoch(t *testing.T) {
+	n := created(t, "s1")
+	n.Step(appendMsg(1, chain(1, 0, 1, 3)...))
+	only(t, n.Step(&redo.Message{Type: redo.MsgSeal, From: "rA", PG: 0, Epoch: 2}), redo.MsgSealResp)
+	only(t, n.Step(&redo.Message{Type: redo.MsgSeal, From: "rA", PG: 0, Epoch: 2}), redo.MsgSealResp) // a duplicate
+	if r := only(t, n.Step(&redo.Message{Type: redo.MsgSeal, From: "rB", PG: 0, Epoch: 2}), redo.MsgReject); r.Code != redo.RejectStaleEpoch {
+		t.Fatalf("second sealer of epoch 2: %v", r)
+	}
+	hA := append(genesis.Clone(), redo.EpochEntry{Epoch: 2, Trunc: 3, Start: 50, Owner: "rA"})
+	hB := append(genesis.Clone(), redo.EpochEntry{Epoch: 2, Trunc: 3, Start: 50, Owner: "rB"})
+	only(t, n.Step(&redo.Message{Type: redo.MsgInstall, From: "rA", PG: 0, Epoch: 2, History: hA}), redo.MsgInstallAck)
+	r := only(t, n.Step(&redo.Message{Type: redo.MsgInstall, From: "rB", PG: 0, Epoch: 2, History: hB}), redo.MsgReject)
+	if r.Code != redo.RejectStaleEpoch || redo.MsgType(r.Limit) != redo.MsgInstall {
+		t.Fatalf("install of another owner's history at the same epoch: %v", r)
+	}
+	// After a restart the segment no longer knows who sealed: even the same sealer is refused.
+	log := n.Snapshot()
+	rn := Restore(Config{ID: "s1"}, log)
+	if r := only(t, rn.Step(&redo.Message{Type: redo.MsgSeal, From: "rA", PG: 0, Epoch: 2}), redo.MsgReject); r.Code != redo.RejectStaleEpoch {
+		t.Fatalf("seal after restart: %v", r)
+	}
+}

@@ -176,3 +176,21 @@ func TestRecoveryFencedByNewerEpoch(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestRecoveryGivesWayWhenItsInstallIsRefused(t *testing.T) {
+	r := NewRecovery("w2", layout(t, 1), 2, 50)
+	h := redo.History{{Epoch: 1, Start: 1}}
+	for _, s := range []string{"s1", "s2", "s3"} {
+		r.Step(sealResp(s, 0, 2, h, 0, 0, 0))
+	}
+	// A late duplicate of our own seal refused after a restart is harmless now...
+	r.Step(&redo.Message{Type: redo.MsgReject, Code: redo.RejectStaleEpoch, From: "s1", PG: 0, Epoch: 2, Limit: uint32(redo.MsgSeal)})
+	if _, err := r.Done(); err != nil {
+		t.Fatalf("late seal refusal failed recovery: %v", err)
+	}
+	// ...but a refused install means another recovery owns epoch 2.
+	r.Step(&redo.Message{Type: redo.MsgReject, Code: redo.RejectStaleEpoch, From: "s4", PG: 0, Epoch: 2, Limit: uint32(redo.MsgInstall)})
+	if _, err := r.Done(); !errors.Is(err, ErrFenced) {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -59,7 +59,7 @@ func NewCreate(id string, layout Layout) *Recovery {
 	r := NewRecovery(id, layout, 1, 0)
 	r.create = true
 	r.phase = 1
-	r.history = redo.History{{Epoch: 1, Trunc: 0, Start: 1}}
+	r.history = redo.History{{Epoch: 1, Trunc: 0, Start: 1, Owner: id}}
 	r.start = 1
 	return r
 }
@@ -124,7 +124,8 @@ func (r *Recovery) Step(m *redo.Message) []*redo.Message {
 	if !known {
 		return nil
 	}
-	if m.Type == redo.MsgReject && m.Code == redo.RejectStaleEpoch && (m.Epoch > r.epoch || m.Epoch == r.epoch && r.phase == 0) {
+	if m.Type == redo.MsgReject && m.Code == redo.RejectStaleEpoch &&
+		(m.Epoch > r.epoch || m.Epoch == r.epoch && (r.phase == 0 || redo.MsgType(m.Limit) == redo.MsgInstall)) {
 		// A newer epoch, or our own epoch sealed by another recoverer (or forgotten by a
 		// restarted segment): this attempt must give way. Later duplicates of our own seals
 		// are refused with our epoch too, and are harmless once sealing is over.
@@ -237,7 +238,7 @@ func (r *Recovery) compute() {
 	// A writer of any earlier epoch allocates at most MaxInflight LSNs above max(its VDL, its
 	// start - 1); its VDL is at most the one computed here once the seal fenced it.
 	r.start = max(maxSeen, max(vdl, lastStart-1)+r.lal) + 1
-	r.history = append(h.Clone(), redo.EpochEntry{Epoch: r.epoch, Trunc: vdl, Start: r.start})
+	r.history = append(h.Clone(), redo.EpochEntry{Epoch: r.epoch, Trunc: vdl, Start: r.start, Owner: r.id})
 	for i, p := range r.pgs {
 		for _, s := range p.segs {
 			if m := p.seals[s]; m != nil {

@@ -22,7 +22,10 @@ type Config struct {
 	Create bool
 	// Epoch for recovery; 0 picks one above the highest epoch found. Epochs must be unique per
 	// recovery attempt: the control plane allocates them when several writers could race.
-	Epoch       uint64
+	Epoch uint64
+	// MaxInflight is the LSN allocation limit. It is a property of the volume: every writer of
+	// one volume must use the same value, because recovery starts the next epoch's LSNs above
+	// what a fenced writer could have allocated under it.
 	MaxInflight redo.LSN
 	Tick        time.Duration
 	// ReadTimeout bounds one attempt of a read on one segment before trying the next.
@@ -359,7 +362,8 @@ func (v *Volume) read(ctx context.Context, req *redo.Message, pg uint32, at redo
 		at = v.core.VDL()
 	}
 	req.PG, req.Epoch, req.ReadLSN, req.Need, req.From = pg, v.core.Epoch(), at, v.core.Need(pg), v.cfg.ID
-	cands := v.core.ReadCandidates(pg)
+	v.reqID++
+	cands := v.core.ReadCandidates(pg, int(v.reqID))
 	v.mu.Unlock()
 	var errs []error
 	for _, seg := range cands {

@@ -140,9 +140,6 @@ func (w *Writer) NextLSN() redo.LSN { return w.next }
 // Fenced returns the error that stopped the writer, if a newer epoch fenced it.
 func (w *Writer) Fenced() error { return w.fenced }
 
-// Layout is the writer's volume layout.
-func (w *Writer) Layout() Layout { return w.layout }
-
 // Propose allocates consecutive LSNs for a transaction's writes and queues them for sending.
 // It returns the commit LSN: the transaction is durable once VDL reaches it.
 func (w *Writer) Propose(ops []Op) (redo.LSN, error) {
@@ -329,8 +326,9 @@ func (w *Writer) SetMinReadPoint(l redo.LSN) { w.minRead = l }
 // Need is the SCL a segment of pg must have to serve a read at the writer's VDL.
 func (w *Writer) Need(pg uint32) redo.LSN { return w.pgs[pg].durable }
 
-// ReadCandidates lists pg's segments known to be complete at Need(pg), then the others.
-func (w *Writer) ReadCandidates(pg uint32) []string {
+// ReadCandidates lists pg's segments known to be complete at Need(pg), then the others. The
+// complete ones are rotated by spread so that reads share the load.
+func (w *Writer) ReadCandidates(pg uint32, spread int) []string {
 	p := w.pgs[pg]
 	var good, rest []string
 	for j, s := range p.segs {
@@ -339,6 +337,13 @@ func (w *Writer) ReadCandidates(pg uint32) []string {
 		} else {
 			rest = append(rest, s)
 		}
+	}
+	if n := len(good); n > 1 {
+		k := spread % n
+		if k < 0 {
+			k += n
+		}
+		good = append(good[k:], good[:k]...)
 	}
 	return append(good, rest...)
 }

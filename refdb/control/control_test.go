@@ -1,0 +1,341 @@
+package control_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/goleak"
+
+	"github.com/aurorabench/aurorabench/refdb/cluster"
+	"github.com/aurorabench/aurorabench/refdb/control"
+	"github.com/aurorabench/aurorabench/refdb/endpoint"
+	"github.com/aurorabench/aurorabench/refdb/instanceapi"
+	"github.com/aurorabench/aurorabench/refdb/instanceapi/testinstance"
+	"github.com/aurorabench/aurorabench/refdb/storage"
+)
+
+// multiCall makes this test binary act as the refdb processes of a cluster: real storage
+// nodes, control plane and endpoints, and test instances (instanceapi + a greeting echo).
+const multiCall = "REFDB_CONTROL_TEST_MULTICALL"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(multiCall) == "1" {
+		os.Exit(runProcess(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func runProcess(args []string) int {
+	ctx, stop := signalContext()
+	defer stop()
+	var err error
+	switch args[0] {
+	case "storage":
+		err = runStorage(ctx, args[1:])
+	case "instance":
+		err = testinstance.Main(ctx, args[1:], os.Stdout)
+	case "control":
+		err = control.Command(ctx, args[1:], os.Stdout, os.Stderr)
+	case "endpoint":
+		err = endpoint.Command(ctx, args[1:], os.Stdout, os.Stderr)
+	default:
+		err = fmt.Errorf("unknown command %q", args[0])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signalNotify(ch)
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+func runStorage(ctx context.Context, args []string) error {
+	fs := pflag.NewFlagSet("storage", pflag.ContinueOnError)
+	id := fs.String("id", "", "")
+	az := fs.String("az", "", "")
+	data := fs.String("data", "", "")
+	listen := fs.String("listen", "", "")
+	secretFile := fs.String("secret-file", "", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sec, err := os.ReadFile(*secretFile)
+	if err != nil {
+		return err
+	}
+	srv, err := storage.NewServer(storage.ServerConfig{ID: *id, AZ: *az, Dir: *data, Listen: *listen,
+		Secret: []byte(strings.TrimSpace(string(sec)))})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening %s\n", srv.Addr())
+	return srv.Run(ctx)
+}
+
+// waitFor polls cond until it holds; the deadline is generous because the machine is shared.
+func waitFor(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		last = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s (last error: %v)", what, last)
+}
+
+var hc = &http.Client{Transport: &http.Transport{}}
+
+func status(ctx context.Context, f *cluster.File) (cluster.Status, error) {
+	var st cluster.Status
+	err := instanceapi.Do(ctx, hc, http.MethodGet, f.Admin+"/status", nil, &st)
+	return st, err
+}
+
+// greet connects to addr and returns the greeting line of the instance reached.
+func greet(addr string) (string, net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", nil, err
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		c.Close()
+		return "", nil, err
+	}
+	c.SetReadDeadline(time.Time{})
+	return strings.TrimSpace(line), c, nil
+}
+
+func TestClusterFailover(t *testing.T) {
+	defer hc.CloseIdleConnections()
+	defer instanceapi.CloseIdle()
+	ctx := context.Background()
+	dir := t.TempDir()
+	base, err := cluster.FreePortBase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.Up(ctx, cluster.Config{Dir: dir, Bin: os.Args[0], PortBase: base,
+		Env:          []string{multiCall + "=1", testinstance.StateEnv + "=" + dir},
+		ControlFlags: []string{"--heartbeat", "50ms", "--restart-backoff", "200ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	defer func() {
+		if err := c.Down(ctx); err != nil {
+			t.Error(err)
+		}
+		// Everything the cluster ever ran (restarted instances included) is gone.
+		f, err := cluster.Read(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range f.Nodes {
+			if n.PID != 0 {
+				t.Errorf("%s still recorded with pid %d after down", n.ID, n.PID)
+			}
+		}
+		for _, pid := range pids {
+			if cluster.Alive(pid, 0) {
+				t.Errorf("pid %d still alive after down", pid)
+			}
+		}
+	}()
+
+	// cluster.json follows the contract.
+	f, err := cluster.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := cluster.Ports{Base: base}
+	if f.WriterEndpoint != ports.WriterEndpoint() || f.ReaderEndpoint != ports.ReaderEndpoint() || f.Admin != "http://"+ports.Control() ||
+		f.User != "admin" || f.Password == "" || f.Database != "bench" {
+		t.Fatalf("cluster.json header: %+v", f)
+	}
+	azs := map[string]int{}
+	for _, n := range f.Kind(cluster.KindStorage) {
+		azs[n.AZ]++
+		if n.Addr == "" || n.DataDir == "" || !cluster.Alive(n.PID, n.PIDStart) {
+			t.Errorf("storage node %+v", n)
+		}
+	}
+	if len(azs) != 3 || azs["az1"] != 2 || azs["az2"] != 2 || azs["az3"] != 2 {
+		t.Errorf("storage AZs: %v", azs)
+	}
+	if w := f.Writer(); w == nil || w.ID != "db1" || w.MySQL != ports.InstanceMySQL(0) {
+		t.Fatalf("writer: %+v", w)
+	}
+	if n := len(f.Instances()); n != 3 {
+		t.Fatalf("%d instances, want 3", n)
+	}
+	for _, n := range f.Nodes {
+		pids = append(pids, n.PID)
+	}
+
+	// A second control plane is refused while the first holds the folder.
+	if _, err := control.Open(control.Config{Dir: dir, Listen: "127.0.0.1:0"}); !errors.Is(err, control.ErrAlreadyRunning) {
+		t.Fatalf("second control: got %v, want ErrAlreadyRunning", err)
+	}
+	// So is a second cluster in the same folder.
+	if _, err := cluster.Up(ctx, cluster.Config{Dir: dir, Bin: os.Args[0], PortBase: base}); !errors.Is(err, cluster.ErrRunning) {
+		t.Fatalf("second up: got %v, want ErrRunning", err)
+	}
+
+	// The writer endpoint reaches the writer; the reader endpoint spreads over both readers.
+	waitFor(t, "writer endpoint to reach db1", func() (bool, error) {
+		g, conn, err := greet(f.WriterEndpoint)
+		if err == nil {
+			conn.Close()
+		}
+		return g == "db1 writer", err
+	})
+	seen := map[string]bool{}
+	waitFor(t, "reader endpoint to reach both readers", func() (bool, error) {
+		g, conn, err := greet(f.ReaderEndpoint)
+		if err != nil {
+			return false, err
+		}
+		conn.Close()
+		seen[g] = true
+		return seen["db2 reader"] && seen["db3 reader"], fmt.Errorf("seen %v", seen)
+	})
+	if seen["db1 writer"] {
+		t.Errorf("reader endpoint reached the writer while readers were healthy")
+	}
+
+	// Planned failover onto the writer or an unknown instance is refused with a clear code.
+	for target, code := range map[string]int{"db1": http.StatusConflict, "db9": http.StatusNotFound} {
+		err := instanceapi.Do(ctx, hc, http.MethodPost, f.Admin+"/failover?target="+target, nil, nil)
+		var ae *instanceapi.Error
+		if !errors.As(err, &ae) || ae.Code != code {
+			t.Errorf("failover to %s: got %v, want %d", target, err, code)
+		}
+	}
+
+	// Kill the writer while a client holds a connection through the writer endpoint.
+	_, held, err := greet(f.WriterEndpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	st0, err := status(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := f.Writer()
+	if err := syscall.Kill(w.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var st cluster.Status
+	waitFor(t, "a reader to be promoted", func() (bool, error) {
+		st, err = status(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		nw := st.File.Writer()
+		return nw != nil && nw.ID != "db1" && st.Epoch > st0.Epoch && !st.FailoverInProgress, fmt.Errorf("writer %+v", nw)
+	})
+	newWriter := st.File.Writer().ID
+	// The held connection to the old writer is closed by the endpoint (or by the dead process).
+	held.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadAll(held); err != nil {
+		t.Errorf("held connection: %v, want it closed", err)
+	}
+	waitFor(t, "writer endpoint to reach the new writer", func() (bool, error) {
+		g, conn, err := greet(f.WriterEndpoint)
+		if err == nil {
+			conn.Close()
+		}
+		return g == newWriter+" writer", fmt.Errorf("greeting %q: %v", g, err)
+	})
+	// The old writer is restarted as a reader, with a new PID recorded.
+	waitFor(t, "db1 to rejoin as a reader", func() (bool, error) {
+		st, err = status(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		n := st.File.Node("db1")
+		ok := n.Role == cluster.RoleReader && !n.Stale && n.PID != w.PID && n.Healthy != nil && *n.Healthy &&
+			cluster.Alive(n.PID, n.PIDStart)
+		return ok, fmt.Errorf("db1 %+v", n)
+	})
+	pids = append(pids, st.File.Node("db1").PID)
+
+	// A planned failover moves the writer again and the endpoint follows.
+	var out struct{ Writer string }
+	if err := instanceapi.Do(ctx, hc, http.MethodPost, f.Admin+"/failover", nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Writer == "" || out.Writer == newWriter {
+		t.Fatalf("planned failover chose %q (writer was %s)", out.Writer, newWriter)
+	}
+	waitFor(t, "writer endpoint to follow the planned failover", func() (bool, error) {
+		g, conn, err := greet(f.WriterEndpoint)
+		if err == nil {
+			conn.Close()
+		}
+		return g == out.Writer+" writer", fmt.Errorf("greeting %q: %v", g, err)
+	})
+	waitFor(t, "the replaced writer to rejoin", func() (bool, error) {
+		st, err = status(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		n := st.File.Node(newWriter)
+		return n.Role == cluster.RoleReader && cluster.Alive(n.PID, n.PIDStart), fmt.Errorf("%+v", n)
+	})
+	pids = append(pids, st.File.Node(newWriter).PID)
+
+	// cluster.json on disk matches what control reports.
+	f2, err := cluster.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f2.Writer().ID != out.Writer || f2.Epoch < st.Epoch {
+		t.Errorf("cluster.json writer %s epoch %d; control says %s epoch %d", f2.Writer().ID, f2.Epoch, out.Writer, st.Epoch)
+	}
+	// /metrics counts the failovers.
+	resp, err := hc.Get(f.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`refdb_control_failovers_total{kind="automatic",result="ok"} 1`,
+		`refdb_control_failovers_total{kind="planned",result="ok"} 1`, "refdb_control_heartbeat_seconds_bucket", "refdb_reader_lag_milliseconds"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,316 @@
+// Package sqlfront serves the engine over the MySQL protocol with go-mysql-server v0.20:
+// the database provider, tables with primary and secondary index lookups, DDL, sessions with
+// engine transactions (autocommit, BEGIN/COMMIT/ROLLBACK, savepoints), users, read-only mode,
+// @@version and Aurora's information_schema.replica_host_status.
+package sqlfront
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sqle "github.com/dolthub/go-mysql-server"
+	"github.com/dolthub/go-mysql-server/server"
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/types"
+	"github.com/dolthub/vitess/go/mysql"
+	"github.com/sirupsen/logrus"
+
+	"github.com/aurorabench/aurorabench/refdb/engine"
+)
+
+// Version is what @@version and the handshake report.
+const Version = "8.0.31-refdb"
+
+// Config configures a Frontend.
+type Config struct {
+	Engine *engine.Engine
+	// Listen is the MySQL address, e.g. 127.0.0.1:3306 (port 0 picks one; see Addr).
+	Listen string
+	// User and Password: the account clients log in with (mysql_native_password). There is no
+	// anonymous access.
+	User, Password string
+	// ReadOnly rejects writes with error 1290, as --read-only does.
+	ReadOnly bool
+	// ServerID names this instance in information_schema.replica_host_status.
+	ServerID string
+	// LockWaitTimeout is the default of innodb_lock_wait_timeout (whole seconds; default 50s).
+	LockWaitTimeout time.Duration
+	// ReplicaStatus lists the rows of information_schema.replica_host_status.
+	ReplicaStatus func() []ReplicaStatus
+	Logger        *slog.Logger
+}
+
+// ReplicaStatus is one row of information_schema.replica_host_status.
+type ReplicaStatus struct {
+	ServerID   string
+	SessionID  string
+	DurableLSN uint64
+	HighestLSN uint64
+	LagMillis  float64
+	LastUpdate time.Time
+}
+
+// Frontend is a running MySQL-protocol server over an engine.
+type Frontend struct {
+	cfg      Config
+	eng      *engine.Engine
+	gms      *sqle.Engine
+	srv      *server.Server
+	ln       *trackingListener
+	log      *slog.Logger
+	readOnly atomic.Bool
+
+	metaMu sync.Mutex
+	metas  map[uint32]*tableMeta
+
+	serveDone chan struct{}
+	serving   atomic.Bool
+}
+
+var sysVarsOnce sync.Once
+
+// New builds the server and starts listening; call Serve to accept connections.
+func New(cfg Config) (*Frontend, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("sqlfront: no engine")
+	}
+	if cfg.User == "" {
+		return nil, errors.New("sqlfront: a user is required (no anonymous access)")
+	}
+	if cfg.LockWaitTimeout == 0 {
+		cfg.LockWaitTimeout = 50 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ServerID == "" {
+		cfg.ServerID = "refdb"
+	}
+	f := &Frontend{cfg: cfg, eng: cfg.Engine, log: cfg.Logger, metas: map[uint32]*tableMeta{}, serveDone: make(chan struct{})}
+	f.readOnly.Store(cfg.ReadOnly)
+	// go-mysql-server logs every failed query at warning level through logrus; our callers log
+	// through slog, and a failed statement is the client's business.
+	logrus.SetOutput(io.Discard)
+	sysVarsOnce.Do(func() {
+		sql.SystemVariables.AddSystemVariables([]sql.SystemVariable{
+			&sql.MysqlSystemVariable{Name: "innodb_lock_wait_timeout", Scope: sql.GetMysqlScope(sql.SystemVariableScope_Both),
+				Dynamic: true, Type: types.NewSystemIntType("innodb_lock_wait_timeout", 1, 1073741824, false), Default: int64(50)},
+		})
+	})
+	secs := int64(cfg.LockWaitTimeout / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	if err := sql.SystemVariables.AssignValues(map[string]any{"version": Version, "version_comment": "refdb (Aurora reference)",
+		"innodb_lock_wait_timeout": secs}); err != nil {
+		return nil, fmt.Errorf("sqlfront: system variables: %w", err)
+	}
+	f.gms = sqle.NewDefault(&Provider{fe: f})
+	cat := f.gms.Analyzer.Catalog
+	ed := cat.MySQLDb.Editor()
+	cat.MySQLDb.AddSuperUser(ed, cfg.User, "%", cfg.Password)
+	ed.Close()
+	cat.InfoSchema = &infoSchema{Database: cat.InfoSchema, fe: f}
+	f.SetReadOnly(cfg.ReadOnly)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("sqlfront: listen %s: %w", cfg.Listen, err)
+	}
+	f.ln = &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+	ln = f.ln
+	srv, err := server.NewServer(server.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln, Version: Version},
+		f.gms, sql.NewContext, f.newSession, nil)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("sqlfront: server: %w", err)
+	}
+	f.srv = srv
+	return f, nil
+}
+
+// Addr is the address the server listens on.
+func (f *Frontend) Addr() string { return f.ln.Addr().String() }
+
+// Engine is the engine behind the server.
+func (f *Frontend) Engine() *engine.Engine { return f.eng }
+
+// Serve accepts connections until Close.
+func (f *Frontend) Serve() error {
+	f.serving.Store(true)
+	defer close(f.serveDone)
+	return f.srv.Start()
+}
+
+// Close stops accepting connections, closes the open ones and waits for their handlers.
+func (f *Frontend) Close() error {
+	err := f.srv.Close()
+	if f.serving.Load() {
+		<-f.serveDone
+	}
+	// Closing the listener leaves client connections open; a stopped server must drop them.
+	f.ln.closeAll()
+	sm := f.srv.SessionManager()
+	sm.WaitForClosedConnections()
+	return err
+}
+
+// ReadOnly reports whether writes are refused.
+func (f *Frontend) ReadOnly() bool { return f.readOnly.Load() }
+
+// SetReadOnly switches read-only mode (a reader promoted to writer turns it off).
+func (f *Frontend) SetReadOnly(on bool) {
+	f.readOnly.Store(on)
+	v := int8(0)
+	if on {
+		v = 1
+	}
+	_ = sql.SystemVariables.AssignValues(map[string]any{"read_only": v})
+	f.gms.ReadOnly.Store(on)
+}
+
+func errReadOnly() error {
+	return sqlErr(mysql.EROptionPreventsStatement, "HY000", "The MySQL server is running with the --read-only option so it cannot execute this statement")
+}
+
+func (f *Frontend) newSession(ctx context.Context, conn *mysql.Conn, addr string) (sql.Session, error) {
+	host, user := "", ""
+	if u, ok := conn.UserData.(sql.MysqlConnectionUser); ok {
+		host, user = u.Host, u.User
+	}
+	client := sql.Client{Address: host, User: user, Capabilities: conn.Capabilities}
+	return &Session{BaseSession: sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID), fe: f}, nil
+}
+
+// meta returns the go-mysql-server form of a table definition, built once per version.
+func (f *Frontend) meta(def *engine.TableDef) (*tableMeta, error) {
+	f.metaMu.Lock()
+	defer f.metaMu.Unlock()
+	if m := f.metas[def.ID]; m != nil && m.def == def {
+		return m, nil
+	}
+	m, err := buildMeta(def)
+	if err != nil {
+		return nil, err
+	}
+	f.metas[def.ID] = m
+	return m, nil
+}
+
+// infoSchema adds refdb's tables to go-mysql-server's information_schema.
+type infoSchema struct {
+	sql.Database
+	fe *Frontend
+}
+
+const replicaHostStatus = "replica_host_status"
+
+func (i *infoSchema) GetTableInsensitive(ctx *sql.Context, name string) (sql.Table, bool, error) {
+	if equalFold(name, replicaHostStatus) {
+		return &replicaTable{fe: i.fe}, true, nil
+	}
+	return i.Database.GetTableInsensitive(ctx, name)
+}
+
+func (i *infoSchema) GetTableNames(ctx *sql.Context) ([]string, error) {
+	names, err := i.Database.GetTableNames(ctx)
+	return append(names, replicaHostStatus), err
+}
+
+func equalFold(a, b string) bool { return len(a) == len(b) && (a == b || lower(a) == lower(b)) }
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// replicaTable is information_schema.replica_host_status, Aurora's replica lag view.
+type replicaTable struct{ fe *Frontend }
+
+var replicaSchema = sql.Schema{
+	{Name: "SERVER_ID", Type: types.LongText, Source: replicaHostStatus},
+	{Name: "SESSION_ID", Type: types.LongText, Source: replicaHostStatus},
+	{Name: "DURABLE_LSN", Type: types.Uint64, Source: replicaHostStatus},
+	{Name: "HIGHEST_LSN_RECEIVED", Type: types.Uint64, Source: replicaHostStatus},
+	{Name: "REPLICA_LAG_IN_MILLISECONDS", Type: types.Float64, Source: replicaHostStatus},
+	{Name: "LAST_UPDATE_TIMESTAMP", Type: types.DatetimeMaxPrecision, Source: replicaHostStatus},
+}
+
+func (r *replicaTable) Name() string               { return replicaHostStatus }
+func (r *replicaTable) String() string             { return replicaHostStatus }
+func (r *replicaTable) Schema() sql.Schema         { return replicaSchema }
+func (r *replicaTable) Collation() sql.CollationID { return sql.Collation_Default }
+func (r *replicaTable) Partitions(*sql.Context) (sql.PartitionIter, error) {
+	return &partitionIter{}, nil
+}
+func (r *replicaTable) PartitionRows(*sql.Context, sql.Partition) (sql.RowIter, error) {
+	var rows []sql.Row
+	if r.fe.cfg.ReplicaStatus != nil {
+		for _, s := range r.fe.cfg.ReplicaStatus() {
+			rows = append(rows, sql.NewRow(s.ServerID, s.SessionID, s.DurableLSN, s.HighestLSN, s.LagMillis, s.LastUpdate))
+		}
+	}
+	return sql.RowsToRowIter(rows...), nil
+}
+
+// trackingListener remembers accepted connections so Close can drop them.
+type trackingListener struct {
+	net.Listener
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	tc := &trackedConn{Conn: c, l: l}
+	l.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+func (l *trackingListener) closeAll() {
+	l.mu.Lock()
+	l.closed = true
+	conns := l.conns
+	l.conns = map[net.Conn]struct{}{}
+	l.mu.Unlock()
+	for c := range conns {
+		c.(*trackedConn).Conn.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	l    *trackingListener
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
