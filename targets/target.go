@@ -54,9 +54,11 @@ type Target interface {
 	// healthy replicas round-robin (the writer when there are none).
 	ReaderDSN() string
 	Nodes() []Node
-	// Failover promotes the most advanced replica to writer and repoints the
-	// rest, as orchestrator or Patroni would. ErrNoFailover if the target
-	// cannot (an external DSN).
+	// Failover makes sure a healthy writer serves: with a dead writer it
+	// promotes the most advanced replica and repoints the rest, as
+	// orchestrator or Patroni would (or, for a cluster that fails over by
+	// itself, waits until it has); with a healthy writer it is a planned
+	// switchover. ErrNoFailover if the target cannot (an external DSN).
 	Failover(ctx context.Context) error
 	// Logs lists node log files to copy into the results folder.
 	Logs() map[string]string

@@ -24,6 +24,7 @@ import (
 	"github.com/aurorabench/aurorabench/targets/dsn"
 	"github.com/aurorabench/aurorabench/targets/mariadb"
 	"github.com/aurorabench/aurorabench/targets/postgres"
+	"github.com/aurorabench/aurorabench/targets/refdb"
 	"github.com/aurorabench/aurorabench/workloads"
 )
 
@@ -44,7 +45,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	var f runFlags
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.target, "target", defaultTarget, "what to run against: mariadb, postgres (local clusters started here), or a mysql:// or postgres:// URL")
+	fs.StringVar(&f.target, "target", defaultTarget, "what to run against: refdb, mariadb, postgres (local clusters started here), or a mysql:// or postgres:// URL")
 	fs.StringVar(&f.workload, "workload", "register", "workload: "+strings.Join(workloads.Names(), ", "))
 	fs.StringVar(&f.nemesis, "nemesis", "none", "faults to inject: "+strings.Join(nemesisNames(), ", "))
 	fs.DurationVar(&f.duration, "time", 60*time.Second, "how long the workload runs")
@@ -258,14 +259,12 @@ func summaryLine(s *report.Summary, in *checker.Input, dir string) string {
 
 func checkTargetName(t string) error {
 	switch {
-	case t == "mariadb", t == "postgres":
+	case t == "mariadb", t == "postgres", t == "refdb":
 		return nil
-	case t == "refdb":
-		return usagef("target refdb is not available yet (its cluster launcher is not built); use mariadb, postgres or a DSN")
 	case strings.HasPrefix(t, "mysql://"), strings.HasPrefix(t, "postgres://"), strings.HasPrefix(t, "postgresql://"):
 		return nil
 	}
-	return usagef("unknown target %q (mariadb, postgres, or a mysql:// / postgres:// URL)", t)
+	return usagef("unknown target %q (refdb, mariadb, postgres, or a mysql:// / postgres:// URL)", t)
 }
 
 // targetLabel is a short, path-safe name of a target (a DSN loses its
@@ -283,6 +282,8 @@ func openTarget(ctx context.Context, name string, opts targets.Options) (targets
 		return mariadb.Start(ctx, opts)
 	case "postgres":
 		return postgres.Start(ctx, opts)
+	case "refdb":
+		return refdb.Start(ctx, opts)
 	}
 	return dsn.Open(ctx, name)
 }

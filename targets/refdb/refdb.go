@@ -127,14 +127,63 @@ func (t *Target) Nodes() []targets.Node {
 	return out
 }
 
-// Failover asks the control plane for a planned failover to the best reader.
+// Failover makes sure a healthy writer serves. When the writer is dead the
+// control plane fails over by itself (that is the point of refdb), so this
+// waits for it; with a healthy writer it asks for a planned failover.
 func (t *Target) Failover(ctx context.Context) error {
-	var out struct{ Writer string }
-	if err := instanceapi.Do(ctx, t.hc, http.MethodPost, t.c.File.Admin+"/failover", nil, &out); err != nil {
-		return fmt.Errorf("refdb failover: %w", err)
+	st, err := t.status(ctx)
+	if err == nil {
+		if w := st.Writer(); w != nil && w.Healthy != nil && *w.Healthy && processAlive(w.PID) {
+			var out struct{ Writer string }
+			if err := instanceapi.Do(ctx, t.hc, http.MethodPost, t.c.File.Admin+"/failover", nil, &out); err != nil {
+				return fmt.Errorf("refdb failover: %w", err)
+			}
+			t.log("refdb: planned failover: writer is %s", out.Writer)
+			return nil
+		}
 	}
-	t.log("refdb: failover: writer is %s", out.Writer)
-	return nil
+	// Automatic failover: wait for control to report a healthy writer.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := t.status(ctx)
+		if err == nil {
+			if w := st.Writer(); w != nil && w.Healthy != nil && *w.Healthy && processAlive(w.PID) {
+				t.log("refdb: writer is %s", w.ID)
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("refdb failover: no healthy writer after 60s (last error: %v)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("refdb failover: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// status asks the control plane for the live cluster status.
+func (t *Target) status(ctx context.Context) (*cluster.File, error) {
+	var f cluster.File
+	if err := instanceapi.Do(ctx, t.hc, http.MethodGet, t.c.File.Admin+"/status", nil, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// processAlive reports whether pid names a running (not zombie) process.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && len(s) > i+2 && s[i+2] != 'Z'
 }
 
 // Logs are every process's log file.
