@@ -39,6 +39,7 @@ type runFlags struct {
 	seed                           int64
 	tables, tableSize, keys        int
 	progress                       string
+	suite                          string
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -60,6 +61,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	fs.IntVar(&f.keys, "keys", 0, "register: keys in use at once (default 4); bank: accounts (default 8)")
 	fs.DurationVar(&nemesisSchedule.Interval, "nemesis-interval", nemesisSchedule.Interval, "time between faults")
 	fs.DurationVar(&nemesisSchedule.Duration, "nemesis-duration", nemesisSchedule.Duration, "how long each fault lasts")
+	fs.StringVar(&f.suite, "suite", "", "run a fixed suite of workload/nemesis cases instead of one run ("+strings.Join(suiteNames(), ", ")+"); --time applies to each case")
 	fs.StringVar(&f.progress, "progress", "auto", "live progress line: auto (when stdout is a terminal), always, never")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: aurorabench run [flags]\n\nRuns a workload against a target, checks the history and writes a results folder.\n\nFlags:\n%s", fs.FlagUsages())
@@ -93,6 +95,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	if f.progress != "auto" && f.progress != "always" && f.progress != "never" {
 		return exitUsage, usagef("--progress must be auto, always or never, got %q", f.progress)
 	}
+	if _, ok := suites[f.suite]; f.suite != "" && !ok {
+		return exitUsage, usagef("unknown suite %q (known: %s)", f.suite, strings.Join(suiteNames(), ", "))
+	}
 	if err := checkTargetName(f.target); err != nil {
 		return exitUsage, err
 	}
@@ -103,7 +108,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		f.seed = time.Now().UnixNano() % 1_000_000_007
 	}
 	if f.out == "" {
-		f.out = filepath.Join("results", fmt.Sprintf("%s-%s-%s", targetLabel(f.target), f.workload, time.Now().Format("20060102-150405")))
+		what := f.workload
+		if f.suite != "" {
+			what = "suite-" + f.suite
+		}
+		f.out = filepath.Join("results", fmt.Sprintf("%s-%s-%s", targetLabel(f.target), what, time.Now().Format("20060102-150405")))
 	}
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return exitUsage, usagef("results folder: %v", err)
@@ -122,6 +131,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		}
 	}()
 
+	if f.suite != "" {
+		return runSuite(ctx, tgt, f.suite, f, params, stdout)
+	}
 	return runOn(ctx, tgt, wl, f, stdout)
 }
 

@@ -23,10 +23,15 @@ import (
 func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("refdb instance", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	role := fs.String("role", "writer", "instance role (this build: writer)")
+	role := fs.String("role", "writer", "instance role: writer or reader")
 	id := fs.String("id", "", "instance id, unique in the cluster, e.g. db1")
 	az := fs.String("az", "", "availability zone of the instance, e.g. az1")
 	mysqlAddr := fs.String("mysql", "127.0.0.1:3306", "MySQL protocol listen address")
+	adminAddr := fs.String("admin", "", "admin API listen address (GET /status, POST /promote, the replica stream), e.g. 127.0.0.1:3481")
+	writerStream := fs.String("writer-stream", "", "reader: admin address of the writer to stream from")
+	peers := fs.String("peers", "", "reader: admin addresses of the cluster's instances, comma-separated (the writer is found among them)")
+	control := fs.String("control", "", "reader: control plane URL, asked for the current writer")
+	database := fs.String("database", "", "writer: create this database if it does not exist")
 	storageList := fs.String("storage", "", "the 6 storage nodes: id=host:port or id/az=host:port, comma-separated")
 	pgs := fs.Int("pgs", 4, "protection groups of the volume (used when creating it; must match afterwards)")
 	create := fs.Bool("create", false, "bootstrap the volume if no storage node hosts it yet")
@@ -63,7 +68,7 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 	if pw == "" {
 		pw = os.Getenv("REFDB_PASSWORD")
 	}
-	peers, err := parseStorage(*storageList)
+	storage, err := parseStorage(*storageList)
 	switch {
 	case err != nil:
 		return fmt.Errorf("%w: --storage: %w", errUsage, err)
@@ -73,8 +78,16 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: a cluster secret is required (--secret, --secret-file or REFDB_SECRET)", errUsage)
 	case *user == "":
 		return fmt.Errorf("%w: --user is required (no anonymous access)", errUsage)
-	case *role != "writer":
-		return fmt.Errorf("%w: --role %q: this build runs writers only", errUsage, *role)
+	case *role != "writer" && *role != "reader":
+		return fmt.Errorf("%w: --role %q: want writer or reader", errUsage, *role)
+	case *role == "reader" && *writerStream == "" && *peers == "" && *control == "":
+		return fmt.Errorf("%w: a reader needs --writer-stream, --peers or --control to find the writer", errUsage)
+	}
+	var peerList []string
+	for _, p := range strings.Split(*peers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			peerList = append(peerList, p)
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -91,7 +104,8 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 		defer srv.Close()
 		log.Info("pprof", "addr", ln.Addr().String())
 	}
-	return instance.Run(ctx, instance.Config{Role: *role, ID: *id, AZ: *az, MySQL: *mysqlAddr, Storage: peers, PGs: *pgs,
+	return instance.Run(ctx, instance.Config{Role: *role, ID: *id, AZ: *az, MySQL: *mysqlAddr, Admin: *adminAddr,
+		WriterStream: *writerStream, Peers: peerList, Control: *control, Database: *database, Storage: storage, PGs: *pgs,
 		Secret: []byte(sec), Create: *create, User: *user, Password: pw, LockWaitTimeout: *lockWait,
 		CacheBytes: *cacheMB << 20, OpenTimeout: *openTimeout, Logger: log,
 		// The first line on stdout is the address, so a launcher using port 0 learns it.

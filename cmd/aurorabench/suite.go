@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aurorabench/aurorabench/targets"
+	"github.com/aurorabench/aurorabench/workloads"
+)
+
+// suiteCase is one run of a suite.
+type suiteCase struct {
+	workload, nemesis string
+}
+
+// suites are fixed lists of runs for CI jobs: each case gets --time, all
+// on one target, and the suite fails if any case finds an anomaly.
+var suites = map[string][]suiteCase{
+	"ci": {
+		{"register", "kill-writer"},
+		{"bank", "kill-storage"},
+		{"set", "pause-writer"},
+		{"register", "kill-minority"},
+		{"set", "kill-writer,pause-reader"},
+	},
+}
+
+func suiteNames() []string {
+	var ns []string
+	for n := range suites {
+		ns = append(ns, n)
+	}
+	return ns
+}
+
+// runSuite runs every case of a suite against one started target, each
+// into its own subfolder of f.out, and prints one summary line per case
+// and one for the suite last.
+func runSuite(ctx context.Context, tgt targets.Target, name string, f runFlags, params workloads.Params, stdout io.Writer) (int, error) {
+	worst := exitValid
+	var lines []string
+	start := time.Now()
+	for i, c := range suites[name] {
+		wl, err := workloads.New(c.workload, params)
+		if err != nil {
+			return exitUsage, usageError{err}
+		}
+		cf := f
+		cf.workload, cf.nemesis = c.workload, c.nemesis
+		cf.out = filepath.Join(f.out, fmt.Sprintf("%02d-%s-%s", i+1, c.workload, strings.ReplaceAll(c.nemesis, ",", "+")))
+		if err := os.MkdirAll(cf.out, 0o755); err != nil {
+			return exitUsage, fmt.Errorf("results folder: %w", err)
+		}
+		fmt.Fprintf(stdout, "== suite %s case %d/%d: %s under %s\n", name, i+1, len(suites[name]), c.workload, c.nemesis)
+		code, err := runOn(ctx, tgt, wl, cf, stdout)
+		if err != nil {
+			return exitUsage, fmt.Errorf("suite %s case %d (%s/%s): %w", name, i+1, c.workload, c.nemesis, err)
+		}
+		verdict := "valid"
+		if code != exitValid {
+			verdict = "INVALID"
+			worst = max(worst, code)
+		}
+		lines = append(lines, fmt.Sprintf("%s/%s %s", c.workload, c.nemesis, verdict))
+	}
+	v := "VALID"
+	if worst != exitValid {
+		v = "INVALID"
+	}
+	fmt.Fprintf(stdout, "%s: suite %s on %s, %d cases in %.0fs: %s; results in %s\n", v, name, tgt.Name(), len(lines), time.Since(start).Seconds(), strings.Join(lines, ", "), f.out)
+	return worst, nil
+}
