@@ -70,14 +70,35 @@ type InstanceSpec struct {
 	Secret       string
 	User         string
 	Password     string
+	// Create bootstraps the volume (the very first writer of a new cluster only).
+	Create bool
+	// Peers (admin addresses of the cluster's instances) and Control (the control plane's
+	// URL) are where a reader looks for the current writer.
+	Peers   []string
+	Control string
+	// Database is created by the writer if missing (the database of cluster.json).
+	Database string
 }
 
 // InstanceArgs is the one place the `refdb instance` command line is built (the launcher and
 // the control plane's restarts and added readers all use it).
 func InstanceArgs(bin string, s InstanceSpec) []string {
-	return []string{bin, "instance", "--role", s.Role, "--id", s.ID, "--az", s.AZ, "--mysql", s.MySQL,
+	args := append([]string(nil), bin, "instance", "--role", s.Role, "--id", s.ID, "--az", s.AZ, "--mysql", s.MySQL,
 		"--admin", s.Admin, "--storage", strings.Join(s.Storage, ","), "--secret", s.Secret,
-		"--user", s.User, "--password", s.Password}
+		"--user", s.User, "--password", s.Password)
+	if s.Create {
+		args = append(args, "--create")
+	}
+	if len(s.Peers) > 0 {
+		args = append(args, "--peers", strings.Join(s.Peers, ","))
+	}
+	if s.Control != "" {
+		args = append(args, "--control", s.Control)
+	}
+	if s.Database != "" {
+		args = append(args, "--database", s.Database)
+	}
+	return args
 }
 
 // WithRole returns an instance command line with --role replaced.
@@ -230,6 +251,13 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		return waitLine(ctx, p, n.Log, "listening ", from)
 	}
 
+	// The first writer bootstraps the volume only when no storage node has data yet.
+	freshVolume := true
+	for i := 0; i < 6; i++ {
+		if ents, err := os.ReadDir(filepath.Join(dir, fmt.Sprintf("s%d", i+1))); err == nil && len(ents) > 0 {
+			freshVolume = false
+		}
+	}
 	var storage []Node
 	for i := 0; i < 6; i++ {
 		id := fmt.Sprintf("s%d", i+1)
@@ -243,11 +271,16 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	mu.Lock()
 	slices.SortFunc(f.Nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
 	mu.Unlock()
+	var peers []string
+	for i := 0; i <= max(cfg.Readers, 0); i++ {
+		peers = append(peers, ports.InstanceAdmin(i))
+	}
 	instance := func(i int, role string) Node {
 		id := fmt.Sprintf("db%d", i+1)
 		az := AZs[i%len(AZs)]
 		args := InstanceArgs(cfg.Bin, InstanceSpec{ID: id, AZ: az, Role: role, MySQL: ports.InstanceMySQL(i),
-			Admin: ports.InstanceAdmin(i), Storage: f.StorageList(), Secret: cfg.Secret, User: cfg.User, Password: cfg.Password})
+			Admin: ports.InstanceAdmin(i), Storage: f.StorageList(), Secret: cfg.Secret, User: cfg.User, Password: cfg.Password,
+			Create: i == 0 && freshVolume, Peers: peers, Control: "http://" + ports.Control(), Database: cfg.Database})
 		return Node{ID: id, Kind: KindInstance, Role: role, AZ: az, MySQL: ports.InstanceMySQL(i), Admin: ports.InstanceAdmin(i),
 			Tier: 1, Args: args}
 	}

@@ -193,7 +193,8 @@ func (c *Control) AddReader(ctx context.Context, req AddReaderRequest) (cluster.
 	n := cluster.Node{ID: id, Kind: cluster.KindInstance, Role: cluster.RoleReader, AZ: az, MySQL: ports.InstanceMySQL(idx),
 		Admin: ports.InstanceAdmin(idx), Tier: req.Tier, Log: filepath.Join(c.cfg.Dir, id+".log")}
 	n.Args = cluster.InstanceArgs(w.Args[0], cluster.InstanceSpec{ID: id, AZ: az, Role: cluster.RoleReader, MySQL: n.MySQL,
-		Admin: n.Admin, Storage: c.file.StorageList(), Secret: secret, User: c.file.User, Password: c.file.Password})
+		Admin: n.Admin, Storage: c.file.StorageList(), Secret: secret, User: c.file.User, Password: c.file.Password,
+		Peers: instanceAdmins(c.file, n.Admin), Control: "http://" + c.Addr(), Database: c.file.Database})
 	p, err := cluster.Spawn(n.Args, n.Log, nil)
 	if err != nil {
 		c.mu.Unlock()
@@ -297,4 +298,16 @@ func (c *Control) handleStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	instanceapi.WriteJSON(w, http.StatusOK, map[string]string{"started": r.PathValue("id")})
+}
+
+// instanceAdmins lists the admin addresses of the recorded instances plus extra: where a new
+// reader looks for the writer.
+func instanceAdmins(f *cluster.File, extra string) []string {
+	var out []string
+	for _, n := range f.Instances() {
+		if n.Admin != "" {
+			out = append(out, n.Admin)
+		}
+	}
+	return append(out, extra)
 }

@@ -90,6 +90,7 @@ type keyWrite struct {
 type writer struct {
 	id       string
 	az       string
+	round    uint64
 	epoch    uint64
 	rec      *volume.Recovery
 	core     *volume.Writer
@@ -300,22 +301,24 @@ func (s *Sim) restart(i int) {
 
 func (s *Sim) newWriter(create bool) *writer { return s.startWriter(create, 0) }
 
-func (s *Sim) newWriterAt(epoch uint64) *writer { return s.startWriter(false, epoch) }
+func (s *Sim) newWriterAt(round uint64) *writer { return s.startWriter(false, round) }
 
-func (s *Sim) startWriter(create bool, epoch uint64) *writer {
+func (s *Sim) startWriter(create bool, round uint64) *writer {
 	s.nextW++
 	w := &writer{id: fmt.Sprintf("w%d", s.nextW), az: fmt.Sprintf("az%d", 1+s.rng.IntN(azs)), alive: true, reads: map[uint64]pendingRead{}, created: create}
-	if create {
-		w.epoch = 1
+	switch {
+	case create:
+		w.round = 1
 		w.rec = volume.NewCreate(w.id, s.layout)
-	} else if epoch != 0 {
-		w.epoch = epoch
-		w.rec = volume.NewRecovery(w.id, s.layout, w.epoch, s.writerCfg.MaxInflight)
-	} else {
-		w.epoch = s.nextEpoch
+	case round != 0:
+		w.round = round
+		w.rec = volume.NewRecovery(w.id, s.layout, round, s.writerCfg.MaxInflight)
+	default:
+		w.round = s.nextEpoch
 		s.nextEpoch++
-		w.rec = volume.NewRecovery(w.id, s.layout, w.epoch, s.writerCfg.MaxInflight)
+		w.rec = volume.NewRecovery(w.id, s.layout, w.round, s.writerCfg.MaxInflight)
 	}
+	w.epoch = w.rec.Epoch()
 	s.writers = append(s.writers, w)
 	s.current = w
 	s.logf("writer %s az=%s epoch=%d start (create=%v)", w.id, w.az, w.epoch, create)
@@ -536,9 +539,9 @@ func (s *Sim) chaos() {
 			s.stats.Failovers++
 			w := s.newWriter(false)
 			if s.rng.IntN(10) == 0 {
-				// A confused control plane starts a second writer at the same epoch: the seal
-				// rules must let at most one of them install it.
-				s.newWriterAt(w.epoch)
+				// A confused control plane starts a second writer in the same round: epochs
+				// embed the owner, and the seal rules must let at most one of them win.
+				s.newWriterAt(w.round)
 			}
 		}
 	}

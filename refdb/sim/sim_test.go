@@ -14,6 +14,7 @@ import (
 var (
 	seedFlag  = flag.Int64("seed", -1, "replay one simulation seed (with a trace on failure)")
 	seedsFlag = flag.Int("seeds", 0, "number of seeds to run (default 2000, 300 with -short)")
+	baseFlag  = flag.Int64("seed-base", 0, "first seed of the run")
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -51,7 +52,7 @@ func TestSimulation(t *testing.T) {
 				if seed >= int64(n) {
 					return
 				}
-				s := New(Config{Seed: uint64(seed)})
+				s := New(Config{Seed: uint64(*baseFlag + seed)})
 				err := s.Run()
 				st := s.Stats()
 				mu.Lock()

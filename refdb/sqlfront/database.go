@@ -20,7 +20,7 @@ var (
 )
 
 func (p *Provider) Database(ctx *sql.Context, name string) (sql.Database, error) {
-	d, ok := p.fe.eng.Catalog().Database(name)
+	d, ok := p.fe.engine().Catalog().Database(name)
 	if !ok {
 		return nil, sql.ErrDatabaseNotFound.New(name)
 	}
@@ -28,13 +28,13 @@ func (p *Provider) Database(ctx *sql.Context, name string) (sql.Database, error)
 }
 
 func (p *Provider) HasDatabase(ctx *sql.Context, name string) bool {
-	_, ok := p.fe.eng.Catalog().Database(name)
+	_, ok := p.fe.engine().Catalog().Database(name)
 	return ok
 }
 
 func (p *Provider) AllDatabases(ctx *sql.Context) []sql.Database {
 	var out []sql.Database
-	for _, n := range p.fe.eng.Catalog().DatabaseNames() {
+	for _, n := range p.fe.engine().Catalog().DatabaseNames() {
 		out = append(out, &Database{fe: p.fe, name: n})
 	}
 	return out
@@ -48,7 +48,7 @@ func (p *Provider) CreateCollatedDatabase(ctx *sql.Context, name string, collati
 	if p.fe.ReadOnly() {
 		return errReadOnly()
 	}
-	err := p.fe.eng.CreateDatabase(ctx, engine.DatabaseDef{Name: name, Collation: collation.Name()})
+	err := p.fe.engine().CreateDatabase(ctx, engine.DatabaseDef{Name: name, Collation: collation.Name()})
 	if errors.Is(err, engine.ErrExists) {
 		return sql.ErrDatabaseExists.New(name)
 	}
@@ -59,7 +59,7 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 	if p.fe.ReadOnly() {
 		return errReadOnly()
 	}
-	err := p.fe.eng.DropDatabase(ctx, name)
+	err := p.fe.engine().DropDatabase(ctx, name)
 	if errors.Is(err, engine.ErrNotFound) {
 		return sql.ErrDatabaseNotFound.New(name)
 	}
@@ -83,7 +83,7 @@ var (
 func (d *Database) Name() string { return d.name }
 
 func (d *Database) GetTableInsensitive(ctx *sql.Context, name string) (sql.Table, bool, error) {
-	def, ok := d.fe.eng.Catalog().Table(d.name, name)
+	def, ok := d.fe.engine().Catalog().Table(d.name, name)
 	if !ok {
 		return nil, false, nil
 	}
@@ -95,11 +95,11 @@ func (d *Database) GetTableInsensitive(ctx *sql.Context, name string) (sql.Table
 }
 
 func (d *Database) GetTableNames(ctx *sql.Context) ([]string, error) {
-	return d.fe.eng.Catalog().TableNames(d.name), nil
+	return d.fe.engine().Catalog().TableNames(d.name), nil
 }
 
 func (d *Database) GetCollation(ctx *sql.Context) sql.CollationID {
-	if db, ok := d.fe.eng.Catalog().Database(d.name); ok && db.Collation != "" {
+	if db, ok := d.fe.engine().Catalog().Database(d.name); ok && db.Collation != "" {
 		if c, err := sql.ParseCollation("", db.Collation, false); err == nil {
 			return c
 		}
@@ -130,7 +130,7 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, schema sql.Primary
 	if _, err := buildMeta(def); err != nil {
 		return fmt.Errorf("create table %s: %w", name, err)
 	}
-	_, err := d.fe.eng.CreateTable(ctx, def)
+	_, err := d.fe.engine().CreateTable(ctx, def)
 	if errors.Is(err, engine.ErrExists) {
 		return sql.ErrTableAlreadyExists.New(name)
 	}
@@ -156,7 +156,7 @@ func (d *Database) DropTable(ctx *sql.Context, name string) error {
 	if d.fe.ReadOnly() {
 		return errReadOnly()
 	}
-	err := d.fe.eng.DropTable(ctx, d.name, name)
+	err := d.fe.engine().DropTable(ctx, d.name, name)
 	if errors.Is(err, engine.ErrNotFound) {
 		return sql.ErrTableNotFound.New(name)
 	}
@@ -168,7 +168,7 @@ func (d *Database) RenameTable(ctx *sql.Context, oldName, newName string) error 
 	if d.fe.ReadOnly() {
 		return errReadOnly()
 	}
-	_, err := d.fe.eng.AlterTable(ctx, d.name, oldName, false, func(_ *engine.Txn, _, next *engine.TableDef) error {
+	_, err := d.fe.engine().AlterTable(ctx, d.name, oldName, false, func(_ *engine.Txn, _, next *engine.TableDef) error {
 		next.Name = newName
 		return nil
 	})

@@ -60,7 +60,7 @@ type ReplicaStatus struct {
 // Frontend is a running MySQL-protocol server over an engine.
 type Frontend struct {
 	cfg      Config
-	eng      *engine.Engine
+	eng      atomic.Pointer[engine.Engine]
 	gms      *sqle.Engine
 	srv      *server.Server
 	ln       *trackingListener
@@ -93,7 +93,8 @@ func New(cfg Config) (*Frontend, error) {
 	if cfg.ServerID == "" {
 		cfg.ServerID = "refdb"
 	}
-	f := &Frontend{cfg: cfg, eng: cfg.Engine, log: cfg.Logger, metas: map[uint32]*tableMeta{}, serveDone: make(chan struct{})}
+	f := &Frontend{cfg: cfg, log: cfg.Logger, metas: map[uint32]*tableMeta{}, serveDone: make(chan struct{})}
+	f.eng.Store(cfg.Engine)
 	f.readOnly.Store(cfg.ReadOnly)
 	// go-mysql-server logs every failed query at warning level through logrus; our callers log
 	// through slog, and a failed statement is the client's business.
@@ -140,7 +141,19 @@ func New(cfg Config) (*Frontend, error) {
 func (f *Frontend) Addr() string { return f.ln.Addr().String() }
 
 // Engine is the engine behind the server.
-func (f *Frontend) Engine() *engine.Engine { return f.eng }
+func (f *Frontend) Engine() *engine.Engine { return f.eng.Load() }
+
+func (f *Frontend) engine() *engine.Engine { return f.eng.Load() }
+
+// SetEngine switches the running server to another engine (a reader promoted to writer):
+// new transactions use it; transactions open on the old engine keep their handle, so the
+// caller aborts them (engine.AbortAll) to make them fail rather than mix engines.
+func (f *Frontend) SetEngine(e *engine.Engine) {
+	f.eng.Store(e)
+	f.metaMu.Lock()
+	f.metas = map[uint32]*tableMeta{}
+	f.metaMu.Unlock()
+}
 
 // Serve accepts connections until Close.
 func (f *Frontend) Serve() error {
@@ -173,7 +186,7 @@ func (f *Frontend) SetReadOnly(on bool) {
 		v = 1
 	}
 	_ = sql.SystemVariables.AssignValues(map[string]any{"read_only": v})
-	f.gms.ReadOnly.Store(on)
+	// go-mysql-server's own read-only flag answers 1105; the tables and the provider answer 1290.
 }
 
 func errReadOnly() error {

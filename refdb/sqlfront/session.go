@@ -82,7 +82,7 @@ func (t *Transaction) engineTxn() *engine.Txn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.txn.Done() {
-		t.txn = t.fe.eng.Begin(t.opts)
+		t.txn = t.fe.engine().Begin(t.opts)
 		t.savepoints = nil
 		t.hooked = map[uint32]uint64{}
 	}
@@ -100,7 +100,7 @@ func (t *Transaction) touch(txn *engine.Txn, tbl *engine.TableDef) error {
 		return nil
 	}
 	t.hooked[tbl.ID] = tbl.Version
-	txn.OnCommit(t.fe.eng.TableCommitHook(tbl.ID, tbl.Version))
+	txn.OnCommit(t.fe.engine().TableCommitHook(tbl.ID, tbl.Version))
 	return nil
 }
 
@@ -125,7 +125,7 @@ func (s *Session) lockWait(ctx *sql.Context) time.Duration {
 // StartTransaction implements sql.TransactionSession.
 func (s *Session) StartTransaction(ctx *sql.Context, c sql.TransactionCharacteristic) (sql.Transaction, error) {
 	opts := engine.TxnOptions{LockWaitTimeout: s.lockWait(ctx), ReadOnly: c == sql.ReadOnly}
-	t := &Transaction{fe: s.fe, txn: s.fe.eng.Begin(opts), opts: opts, readOnly: c == sql.ReadOnly, hooked: map[uint32]uint64{}}
+	t := &Transaction{fe: s.fe, txn: s.fe.engine().Begin(opts), opts: opts, readOnly: c == sql.ReadOnly, hooked: map[uint32]uint64{}}
 	s.mu.Lock()
 	s.cur = t
 	s.mu.Unlock()

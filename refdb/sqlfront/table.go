@@ -660,7 +660,7 @@ func (t *Table) insert(ctx *sql.Context, txn *engine.Txn, row sql.Row) error {
 		if err != nil {
 			return err
 		}
-		seq, err := t.db.fe.eng.NextAutoIncrement(ctx, t.m.def.ID|1<<31, 0)
+		seq, err := t.db.fe.engine().NextAutoIncrement(ctx, t.m.def.ID|1<<31, 0)
 		if err != nil {
 			return err
 		}
@@ -925,7 +925,7 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 		}
 		return n, nil
 	}
-	_, err := t.db.fe.eng.AlterTable(ctx, t.db.name, t.m.def.Name, true, func(*engine.Txn, *engine.TableDef, *engine.TableDef) error { return nil })
+	_, err := t.db.fe.engine().AlterTable(ctx, t.db.name, t.m.def.Name, true, func(*engine.Txn, *engine.TableDef, *engine.TableDef) error { return nil })
 	if err != nil {
 		return 0, ddlError(err)
 	}
@@ -935,7 +935,7 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 // --- auto increment ---
 
 func (t *Table) PeekNextAutoIncrementValue(ctx *sql.Context) (uint64, error) {
-	return t.db.fe.eng.PeekAutoIncrement(t.m.def.ID), nil
+	return t.db.fe.engine().PeekAutoIncrement(t.m.def.ID), nil
 }
 
 func (t *Table) GetNextAutoIncrementValue(ctx *sql.Context, insertVal interface{}) (uint64, error) {
@@ -947,7 +947,7 @@ func (t *Table) GetNextAutoIncrementValue(ctx *sql.Context, insertVal interface{
 		}
 		explicit = v.(uint64)
 	}
-	return t.db.fe.eng.NextAutoIncrement(ctx, t.m.def.ID, explicit)
+	return t.db.fe.engine().NextAutoIncrement(ctx, t.m.def.ID, explicit)
 }
 
 func (t *Table) AutoIncrementSetter(ctx *sql.Context) sql.AutoIncrementSetter {
@@ -957,7 +957,7 @@ func (t *Table) AutoIncrementSetter(ctx *sql.Context) sql.AutoIncrementSetter {
 type autoSetter struct{ t *Table }
 
 func (a *autoSetter) SetAutoIncrementValue(ctx *sql.Context, v uint64) error {
-	return a.t.db.fe.eng.SetAutoIncrement(ctx, a.t.m.def.ID, v)
+	return a.t.db.fe.engine().SetAutoIncrement(ctx, a.t.m.def.ID, v)
 }
 func (a *autoSetter) AcquireAutoIncrementLock(*sql.Context) (func(), error) { return func() {}, nil }
 func (a *autoSetter) Close(*sql.Context) error                              { return nil }
@@ -973,7 +973,7 @@ func (t *Table) CreateIndex(ctx *sql.Context, def sql.IndexDef) error {
 	if def.IsPrimary() {
 		return sql.ErrUnsupportedFeature.New("adding a primary key to an existing table")
 	}
-	_, err := t.db.fe.eng.AlterTable(ctx, t.db.name, t.m.def.Name, false, func(txn *engine.Txn, old, next *engine.TableDef) error {
+	_, err := t.db.fe.engine().AlterTable(ctx, t.db.name, t.m.def.Name, false, func(txn *engine.Txn, old, next *engine.TableDef) error {
 		for _, ix := range next.Indexes {
 			if strings.EqualFold(ix.Name, def.Name) {
 				return sql.ErrDuplicateKey.New(def.Name)
@@ -1028,7 +1028,7 @@ func backfill(ctx *sql.Context, txn *engine.Txn, m *tableMeta, im *indexMeta) er
 
 // DropIndex implements sql.IndexAlterableTable.
 func (t *Table) DropIndex(ctx *sql.Context, name string) error {
-	_, err := t.db.fe.eng.AlterTable(ctx, t.db.name, t.m.def.Name, false, func(txn *engine.Txn, old, next *engine.TableDef) error {
+	_, err := t.db.fe.engine().AlterTable(ctx, t.db.name, t.m.def.Name, false, func(txn *engine.Txn, old, next *engine.TableDef) error {
 		for i, ix := range next.Indexes {
 			if strings.EqualFold(ix.Name, name) {
 				next.Indexes = append(next.Indexes[:i], next.Indexes[i+1:]...)
@@ -1047,7 +1047,7 @@ func (t *Table) DropIndex(ctx *sql.Context, name string) error {
 
 // RenameIndex implements sql.IndexAlterableTable.
 func (t *Table) RenameIndex(ctx *sql.Context, from, to string) error {
-	_, err := t.db.fe.eng.AlterTable(ctx, t.db.name, t.m.def.Name, false, func(txn *engine.Txn, old, next *engine.TableDef) error {
+	_, err := t.db.fe.engine().AlterTable(ctx, t.db.name, t.m.def.Name, false, func(txn *engine.Txn, old, next *engine.TableDef) error {
 		for i, ix := range next.Indexes {
 			if strings.EqualFold(ix.Name, from) {
 				next.Indexes[i].Name = to

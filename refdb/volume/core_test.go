@@ -127,19 +127,20 @@ func TestRecoveryComputesVDLAtFirstMissingLSN(t *testing.T) {
 	pg0 := []redo.Record{rec(11, 10, 11, 0), rec(12, 11, 12, 0), rec(14, 12, 14, 0), rec(17, 14, 18, 0)}
 	pg1 := []redo.Record{rec(13, 9, 13, 1), rec(15, 13, 16, 1), rec(16, 15, 16, 1)}
 	out := r.Start()
-	if len(out) != 12 || out[0].Type != redo.MsgSeal || out[0].Epoch != 2 {
+	e := r.Epoch()
+	if len(out) != 12 || out[0].Type != redo.MsgSeal || out[0].Epoch != e || EpochRound(e) != 2 {
 		t.Fatalf("start: %v", out)
 	}
 	for _, s := range []string{"s1", "s3", "s5"} {
-		r.Step(sealResp(s, 0, 2, h, 10, 14, 10, pg0...))
-		out = r.Step(sealResp(s, 1, 2, h, 10, 16, 9, pg1...))
+		r.Step(sealResp(s, 0, e, h, 10, 14, 10, pg0...))
+		out = r.Step(sealResp(s, 1, e, h, 10, 16, 9, pg1...))
 	}
 	if len(out) != 12 || out[0].Type != redo.MsgInstall {
 		t.Fatalf("install phase: %v", out)
 	}
 	hist := out[0].History
 	last := hist[len(hist)-1]
-	if last.Epoch != 2 || last.Trunc != 16 || last.Start != 67 {
+	if last.Epoch != e || last.Trunc != 16 || last.Start != 67 || last.Owner != "w2" {
 		t.Fatalf("new epoch entry %+v", last)
 	}
 	for _, m := range out {
@@ -150,8 +151,8 @@ func TestRecoveryComputesVDLAtFirstMissingLSN(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"s1", "s2", "s3", "s4"} {
-		r.Step(&redo.Message{Type: redo.MsgInstallAck, From: s, PG: 0, Epoch: 2, SCL: 14})
-		r.Step(&redo.Message{Type: redo.MsgInstallAck, From: s, PG: 1, Epoch: 2, SCL: 16})
+		r.Step(&redo.Message{Type: redo.MsgInstallAck, From: s, PG: 0, Epoch: e, SCL: 14})
+		r.Step(&redo.Message{Type: redo.MsgInstallAck, From: s, PG: 1, Epoch: e, SCL: 16})
 	}
 	if done, err := r.Done(); !done || err != nil {
 		t.Fatalf("done=%v err=%v", done, err)
@@ -162,11 +163,27 @@ func TestRecoveryComputesVDLAtFirstMissingLSN(t *testing.T) {
 	}
 }
 
+func TestEpochsEmbedTheirOwner(t *testing.T) {
+	a, b := EpochFor(5, "writer-a"), EpochFor(5, "writer-b")
+	if a == b || EpochRound(a) != 5 || EpochRound(b) != 5 || EpochFor(6, "writer-a") <= max(a, b) {
+		t.Fatalf("epochs %d %d", a, b)
+	}
+}
+
 func TestRecoveryFencedByNewerEpoch(t *testing.T) {
 	r := NewRecovery("w2", layout(t, 1), 2, 50)
-	r.Step(&redo.Message{Type: redo.MsgReject, Code: redo.RejectStaleEpoch, From: "s1", PG: 0, Epoch: 3})
+	r.Step(&redo.Message{Type: redo.MsgReject, Code: redo.RejectStaleEpoch, From: "s1", PG: 0, Epoch: r.Epoch() + 1})
 	if _, err := r.Done(); !errors.Is(err, ErrFenced) {
 		t.Fatalf("err %v", err)
+	}
+	// Our epoch sealed by another recovery: those copies do not count; with 4 of 6 refused no
+	// read quorum is left and recovery gives way.
+	r = NewRecovery("w2", layout(t, 1), 2, 50)
+	for i, s := range []string{"s1", "s2", "s3", "s4"} {
+		r.Step(&redo.Message{Type: redo.MsgReject, Code: redo.RejectStaleEpoch, From: s, PG: 0, Epoch: r.Epoch(), Limit: uint32(redo.MsgSeal)})
+		if _, err := r.Done(); (err != nil) != (i == 3) {
+			t.Fatalf("after %d refusals: err %v", i+1, err)
+		}
 	}
 	r = NewRecovery("w2", layout(t, 1), 2, 50)
 	for _, n := range nodes {
@@ -181,15 +198,15 @@ func TestRecoveryGivesWayWhenItsInstallIsRefused(t *testing.T) {
 	r := NewRecovery("w2", layout(t, 1), 2, 50)
 	h := redo.History{{Epoch: 1, Start: 1}}
 	for _, s := range []string{"s1", "s2", "s3"} {
-		r.Step(sealResp(s, 0, 2, h, 0, 0, 0))
+		r.Step(sealResp(s, 0, r.Epoch(), h, 0, 0, 0))
 	}
 	// A late duplicate of our own seal refused after a restart is harmless now...
-	r.Step(&redo.Message{Type: redo.MsgReject, Code: redo.RejectStaleEpoch, From: "s1", PG: 0, Epoch: 2, Limit: uint32(redo.MsgSeal)})
+	r.Step(&redo.Message{Type: redo.MsgReject, Code: redo.RejectStaleEpoch, From: "s1", PG: 0, Epoch: r.Epoch(), Limit: uint32(redo.MsgSeal)})
 	if _, err := r.Done(); err != nil {
 		t.Fatalf("late seal refusal failed recovery: %v", err)
 	}
 	// ...but a refused install means another recovery owns epoch 2.
-	r.Step(&redo.Message{Type: redo.MsgReject, Code: redo.RejectStaleEpoch, From: "s4", PG: 0, Epoch: 2, Limit: uint32(redo.MsgInstall)})
+	r.Step(&redo.Message{Type: redo.MsgReject, Code: redo.RejectStaleEpoch, From: "s4", PG: 0, Epoch: r.Epoch(), Limit: uint32(redo.MsgInstall)})
 	if _, err := r.Done(); !errors.Is(err, ErrFenced) {
 		t.Fatalf("err %v", err)
 	}

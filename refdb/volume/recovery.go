@@ -3,6 +3,7 @@ package volume
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sort"
 
 	"github.com/aurorabench/aurorabench/refdb/redo"
@@ -36,19 +37,36 @@ type recPG struct {
 	segs      []string
 	seals     map[string]*redo.Message
 	notHosted map[string]bool
+	refused   map[string]bool
 	acked     map[string]redo.LSN
 	tail      redo.LSN
 	recs      []redo.Record
 }
 
-// NewRecovery starts recovery of an existing volume at epoch (one above the highest epoch the
-// caller knows; a newer one found while sealing fails recovery with ErrFenced so the caller
-// can retry above it). lal is the writers' MaxInflight.
-func NewRecovery(id string, layout Layout, epoch uint64, lal redo.LSN) *Recovery {
-	r := &Recovery{id: id, layout: layout, epoch: epoch, lal: lal}
+// Epochs are (round, owner) pairs packed into a uint64: the round in the high bits, a hash of
+// the recovering writer's id in the low ownerBits. Two writers therefore never recover at the
+// same epoch even when a confused control plane hands them the same round, and the usual
+// "higher epoch fences lower" rule settles between them.
+const ownerBits = 24
+
+// EpochFor is the epoch writer id uses for recovery round round.
+func EpochFor(round uint64, id string) uint64 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return round<<ownerBits | uint64(h.Sum32())&(1<<ownerBits-1)
+}
+
+// EpochRound is the round of an epoch.
+func EpochRound(epoch uint64) uint64 { return epoch >> ownerBits }
+
+// NewRecovery starts recovery of an existing volume in the given round (one above the round of
+// the highest epoch the caller knows; a newer epoch found while sealing fails recovery with
+// ErrFenced so the caller can retry above it). lal is the writers' MaxInflight.
+func NewRecovery(id string, layout Layout, round uint64, lal redo.LSN) *Recovery {
+	r := &Recovery{id: id, layout: layout, epoch: EpochFor(round, id), lal: lal}
 	for i := 0; i < layout.PGs(); i++ {
 		r.pgs = append(r.pgs, &recPG{segs: layout.Segments(uint32(i)), seals: map[string]*redo.Message{},
-			notHosted: map[string]bool{}, acked: map[string]redo.LSN{}})
+			notHosted: map[string]bool{}, refused: map[string]bool{}, acked: map[string]redo.LSN{}})
 	}
 	return r
 }
@@ -59,7 +77,7 @@ func NewCreate(id string, layout Layout) *Recovery {
 	r := NewRecovery(id, layout, 1, 0)
 	r.create = true
 	r.phase = 1
-	r.history = redo.History{{Epoch: 1, Trunc: 0, Start: 1, Owner: id}}
+	r.history = redo.History{{Epoch: r.epoch, Trunc: 0, Start: 1, Owner: id}}
 	r.start = 1
 	return r
 }
@@ -88,7 +106,7 @@ func (r *Recovery) resend() []*redo.Message {
 		for _, s := range p.segs {
 			switch r.phase {
 			case 0:
-				if p.seals[s] == nil && !p.notHosted[s] {
+				if p.seals[s] == nil && !p.notHosted[s] && !p.refused[s] {
 					out = append(out, &redo.Message{Type: redo.MsgSeal, From: r.id, To: s, PG: uint32(i), Epoch: r.epoch})
 				}
 			case 1:
@@ -124,11 +142,20 @@ func (r *Recovery) Step(m *redo.Message) []*redo.Message {
 	if !known {
 		return nil
 	}
+	if m.Type == redo.MsgReject && m.Code == redo.RejectStaleEpoch && m.Epoch == r.epoch && redo.MsgType(m.Limit) == redo.MsgSeal {
+		// Our epoch is sealed there by someone else (or by us before the segment restarted):
+		// that copy does not count toward our read quorum. Only an install decides who owns an
+		// epoch; if too few copies are left to seal, give way so the caller retries higher.
+		p.refused[m.From] = true
+		if len(p.segs)-len(p.refused)-len(p.notHosted) < ReadQuorum && len(p.seals) < ReadQuorum {
+			r.seen = max(r.seen, m.Epoch)
+			r.err = fmt.Errorf("%w: epoch %d is sealed by another recovery on too many segments of PG %d", ErrFenced, r.epoch, m.PG)
+		}
+		return nil
+	}
 	if m.Type == redo.MsgReject && m.Code == redo.RejectStaleEpoch &&
-		(m.Epoch > r.epoch || m.Epoch == r.epoch && (r.phase == 0 || redo.MsgType(m.Limit) == redo.MsgInstall)) {
-		// A newer epoch, or our own epoch sealed by another recoverer (or forgotten by a
-		// restarted segment): this attempt must give way. Later duplicates of our own seals
-		// are refused with our epoch too, and are harmless once sealing is over.
+		(m.Epoch > r.epoch || m.Epoch == r.epoch && redo.MsgType(m.Limit) == redo.MsgInstall) {
+		// A newer epoch, or another recovery's history installed at ours: give way.
 		r.seen = max(r.seen, m.Epoch)
 		r.err = fmt.Errorf("%w: segment %s of PG %d is at epoch %d, recovery at %d", ErrFenced, m.From, m.PG, m.Epoch, r.epoch)
 		return nil

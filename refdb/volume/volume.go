@@ -20,8 +20,8 @@ type Config struct {
 	Secret []byte
 	// Create bootstraps a new volume instead of recovering an existing one.
 	Create bool
-	// Epoch for recovery; 0 picks one above the highest epoch found. Epochs must be unique per
-	// recovery attempt: the control plane allocates them when several writers could race.
+	// Epoch is the recovery round (see EpochFor: the epoch itself also embeds this writer's id);
+	// 0 picks the round above the highest epoch found, and retries above any newer one.
 	Epoch uint64
 	// MaxInflight is the LSN allocation limit. It is a property of the volume: every writer of
 	// one volume must use the same value, because recovery starts the next epoch's LSNs above
@@ -31,6 +31,28 @@ type Config struct {
 	// ReadTimeout bounds one attempt of a read on one segment before trying the next.
 	ReadTimeout time.Duration
 	Logger      *slog.Logger
+	// ReadOnly opens the volume for a read replica: no recovery, no epoch installed, no
+	// commits. Reads go to storage at the read point set by SetReadPoint (from the writer's
+	// stream); until one is set there is nothing to read.
+	ReadOnly bool
+	// OnDurable, if set (writers only), is called with every batch of commits the VDL passes,
+	// in LSN order and with no gap, under the volume's lock: it must not block or call back
+	// into the volume. It feeds the replica stream.
+	OnDurable func(ReadPoint, []Durable)
+}
+
+// ReadPoint is a point a read-only volume may read at: a VDL of the writer, with the writer's
+// epoch and, per PG, the LSN a segment must be complete to (its SCL) to serve reads there.
+type ReadPoint struct {
+	VDL   redo.LSN   `json:"vdl"`
+	Epoch uint64     `json:"epoch"`
+	Need  []redo.LSN `json:"need"`
+}
+
+// Durable is one commit the VDL passed: its commit LSN and the keys it wrote.
+type Durable struct {
+	LSN  redo.LSN
+	Keys [][]byte
 }
 
 // ErrUnavailable wraps commit and read failures caused by too few reachable segments.
@@ -55,6 +77,8 @@ type Volume struct {
 	closed   bool
 	flush    chan struct{}
 	waiters  []commitWaiter
+	rp       ReadPoint // read-only volumes: the current read point
+	rpSet    bool
 }
 
 // Open connects to the storage nodes and creates or recovers the volume; it returns once the
@@ -91,6 +115,9 @@ func Open(ctx context.Context, cfg Config) (*Volume, error) {
 	v.wg.Add(2)
 	go v.tickLoop(bg)
 	go v.flushLoop(bg)
+	if cfg.ReadOnly {
+		return v, nil
+	}
 	if err := v.recover(ctx); err != nil {
 		v.Close()
 		return nil, err
@@ -130,7 +157,7 @@ func (v *Volume) recover(ctx context.Context) error {
 			}
 			if err != nil {
 				if errors.Is(err, ErrFenced) && v.cfg.Epoch == 0 && !v.cfg.Create && attempt < 10 {
-					epoch = rec.MaxEpochSeen() + 1
+					epoch = EpochRound(rec.MaxEpochSeen()) + 1
 					break
 				}
 				return fmt.Errorf("volume open (epoch %d): %w", rec.Epoch(), err)
@@ -247,13 +274,17 @@ func (v *Volume) Commit(ctx context.Context, ops []Op) (redo.LSN, error) {
 			v.mu.Unlock()
 			return 0, errors.New("commit: volume closed")
 		}
+		if v.core == nil {
+			v.mu.Unlock()
+			return 0, ErrReadOnly
+		}
 		var err error
 		lsn, err = v.core.Propose(ops)
 		wait := v.changed
 		if err == nil {
 			// LSNs are allocated in order under the lock, so waiters stay sorted.
 			done = make(chan struct{})
-			v.waiters = append(v.waiters, commitWaiter{lsn: lsn, done: done})
+			v.waiters = append(v.waiters, commitWaiter{lsn: lsn, done: done, ops: ops})
 			// The flusher sends the appends: commits proposed while it is busy share one
 			// append message per segment.
 			select {
@@ -294,7 +325,11 @@ func (v *Volume) Commit(ctx context.Context, ops []Op) (redo.LSN, error) {
 type commitWaiter struct {
 	lsn  redo.LSN
 	done chan struct{}
+	ops  []Op
 }
+
+// ErrReadOnly is returned by commits on a read-only volume.
+var ErrReadOnly = errors.New("volume: opened read-only")
 
 // release wakes the commits the VDL has passed, or all of them once the writer is fenced or
 // closed; call with v.mu held.
@@ -304,6 +339,21 @@ func (v *Volume) release() {
 	for ; i < len(v.waiters) && (all || v.waiters[i].lsn <= v.core.VDL()); i++ {
 		close(v.waiters[i].done)
 	}
+	if v.cfg.OnDurable != nil && i > 0 && v.core != nil && v.core.Fenced() == nil {
+		vdl := v.core.VDL()
+		var ds []Durable
+		for _, w := range v.waiters[:i] {
+			if w.lsn > vdl {
+				break // closed before it was durable
+			}
+			d := Durable{LSN: w.lsn, Keys: make([][]byte, len(w.ops))}
+			for j, op := range w.ops {
+				d.Keys[j] = op.Key
+			}
+			ds = append(ds, d)
+		}
+		v.cfg.OnDurable(v.readPointLocked(), ds)
+	}
 	if i > 0 {
 		v.waiters = append(v.waiters[:0], v.waiters[i:]...)
 	}
@@ -312,29 +362,72 @@ func (v *Volume) release() {
 func (v *Volume) quorumReport() string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.core == nil {
+		return "read-only volume"
+	}
 	return v.core.QuorumReport()
 }
 
 // SetMinReadPoint pins versions visible at l (0 unpins): storage GC keeps them even past the
-// history window, for readers still at that point.
+// history window, for readers still at that point. A no-op on a read-only volume.
 func (v *Volume) SetMinReadPoint(l redo.LSN) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.core.SetMinReadPoint(l)
+	if v.core != nil {
+		v.core.SetMinReadPoint(l)
+	}
 }
 
-// VDL is the current volume durable LSN.
+// VDL is the current volume durable LSN (the read point of a read-only volume).
 func (v *Volume) VDL() redo.LSN {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.core == nil {
+		return v.rp.VDL
+	}
 	return v.core.VDL()
 }
 
-// Epoch is the writer's epoch.
+// Epoch is the writer's epoch (the epoch of the read point on a read-only volume).
 func (v *Volume) Epoch() uint64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.core == nil {
+		return v.rp.Epoch
+	}
 	return v.core.Epoch()
+}
+
+// ReadPoint is the writer's current VDL with the per-PG completeness a reader at it needs,
+// or the read point of a read-only volume.
+func (v *Volume) ReadPoint() ReadPoint {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.readPointLocked()
+}
+
+func (v *Volume) readPointLocked() ReadPoint {
+	if v.core == nil {
+		return v.rp
+	}
+	rp := ReadPoint{VDL: v.core.VDL(), Epoch: v.core.Epoch(), Need: make([]redo.LSN, v.layout.PGs())}
+	for pg := range rp.Need {
+		rp.Need[pg] = v.core.Need(uint32(pg))
+	}
+	return rp
+}
+
+// SetReadPoint moves a read-only volume's read point forward; it never goes back (a lower
+// or equal VDL is ignored) and reports whether it moved.
+func (v *Volume) SetReadPoint(rp ReadPoint) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.core != nil || (v.rpSet && rp.VDL <= v.rp.VDL) || len(rp.Need) != v.layout.PGs() {
+		return false
+	}
+	v.rpSet = true
+	v.rp = ReadPoint{VDL: rp.VDL, Epoch: max(rp.Epoch, v.rp.Epoch), Need: append([]redo.LSN(nil), rp.Need...)}
+	return true
 }
 
 // Get reads key at read point at (0: the current VDL) from one segment whose SCL covers it,
@@ -358,12 +451,29 @@ func (v *Volume) Scan(ctx context.Context, start, end []byte, at redo.LSN, limit
 
 func (v *Volume) read(ctx context.Context, req *redo.Message, pg uint32, at redo.LSN) (*redo.Message, error) {
 	v.mu.Lock()
-	if at == 0 || at > v.core.VDL() {
-		at = v.core.VDL()
+	var cands []string
+	if v.core == nil {
+		// Read-only: any segment complete to what the read point needs of this PG.
+		if !v.rpSet {
+			v.mu.Unlock()
+			return nil, fmt.Errorf("read: %w: read-only volume has no read point yet", ErrUnavailable)
+		}
+		if at == 0 || at > v.rp.VDL {
+			at = v.rp.VDL
+		}
+		req.PG, req.Epoch, req.ReadLSN, req.Need, req.From = pg, v.rp.Epoch, at, v.rp.Need[pg], v.cfg.ID
+		v.reqID++
+		segs := v.layout.Segments(pg)
+		k := int(v.reqID % uint64(len(segs)))
+		cands = append(append(cands, segs[k:]...), segs[:k]...)
+	} else {
+		if at == 0 || at > v.core.VDL() {
+			at = v.core.VDL()
+		}
+		req.PG, req.Epoch, req.ReadLSN, req.Need, req.From = pg, v.core.Epoch(), at, v.core.Need(pg), v.cfg.ID
+		v.reqID++
+		cands = v.core.ReadCandidates(pg, int(v.reqID))
 	}
-	req.PG, req.Epoch, req.ReadLSN, req.Need, req.From = pg, v.core.Epoch(), at, v.core.Need(pg), v.cfg.ID
-	v.reqID++
-	cands := v.core.ReadCandidates(pg, int(v.reqID))
 	v.mu.Unlock()
 	var errs []error
 	for _, seg := range cands {

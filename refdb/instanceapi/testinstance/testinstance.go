@@ -56,6 +56,11 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.String("secret", "", "cluster secret (unused)")
 	fs.String("user", "", "user (unused)")
 	fs.String("password", "", "password (unused)")
+	fs.Bool("create", false, "bootstrap the volume (unused)")
+	fs.String("peers", "", "instance admin addresses (unused)")
+	fs.String("control", "", "control plane URL (unused)")
+	fs.String("database", "", "database to create (unused)")
+	fs.String("writer-stream", "", "writer admin address (unused)")
 	readPoint := fs.Uint64("read-point", 100, "read point a reader reports")
 	delay := fs.Duration("promote-delay", 0, "time a promote takes")
 	if err := fs.Parse(args); err != nil {

@@ -1,0 +1,193 @@
+package instance_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/aurorabench/aurorabench/refdb/engine/localvol"
+	"github.com/aurorabench/aurorabench/refdb/instance"
+	"github.com/aurorabench/aurorabench/refdb/instanceapi"
+)
+
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+	mysql  string
+}
+
+func startInstance(t *testing.T, c *localvol.Cluster, cfg instance.Config) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	cfg.Storage, cfg.PGs, cfg.Secret, cfg.User, cfg.Password = c.Peers, c.PGs, c.Secret, "admin", "pw"
+	cfg.MySQL, cfg.Logger, cfg.Ready = "127.0.0.1:0", localvol.Quiet(), func(a string) { ready <- a }
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- instance.Run(ctx, cfg) }()
+	select {
+	case r.mysql = <-ready:
+	case err := <-r.done:
+		cancel()
+		t.Fatalf("instance %s: %v", cfg.ID, err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatalf("instance %s did not start", cfg.ID)
+	}
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Errorf("instance stop: %v", err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	s, err := instanceapi.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.Addr()
+	s.Serve(canceled())
+	return a
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// A writer streams to a reader: rows appear on the reader, its read point only moves forward,
+// writes there fail with 1290; after the writer stops, the promoted reader has every
+// acknowledged row and accepts writes.
+func TestReaderFollowsAndPromotes(t *testing.T) {
+	defer instanceapi.CloseIdle()
+	c, err := localvol.Start(t.TempDir(), 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	wAdmin, rAdmin := freeAddr(t), freeAddr(t)
+	w := startInstance(t, c, instance.Config{Role: "writer", ID: "db1", AZ: "az1", Admin: wAdmin, Create: true})
+	wStopped := false
+	defer func() {
+		if !wStopped {
+			w.stop(t)
+		}
+	}()
+	r := startInstance(t, c, instance.Config{Role: "reader", ID: "db2", AZ: "az2", Admin: rAdmin, Peers: []string{wAdmin, rAdmin}})
+	defer r.stop(t)
+
+	wdb := open(t, w.mysql)
+	defer wdb.Close()
+	rdb := open(t, r.mysql)
+	defer rdb.Close()
+	ctx := context.Background()
+	mustExec(t, wdb, "CREATE DATABASE bench")
+	mustExec(t, wdb, "CREATE TABLE bench.t (id INT PRIMARY KEY, v INT)")
+	rc := instanceapi.NewClient(rAdmin)
+	var lastRP uint64
+	checkRP := func() instanceapi.Status {
+		t.Helper()
+		st, err := rc.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ReadPoint < lastRP || st.ReadPoint > st.VDL {
+			t.Fatalf("reader read point %d after %d (vdl %d)", st.ReadPoint, lastRP, st.VDL)
+		}
+		lastRP = st.ReadPoint
+		return st
+	}
+	acked := 0
+	for i := 1; i <= 30; i++ {
+		mustExec(t, wdb, fmt.Sprintf("INSERT INTO bench.t VALUES (%d, %d)", i, i*10))
+		acked = i
+		if i%10 == 0 {
+			// The row becomes visible on the reader (it polls; the stream is asynchronous).
+			waitFor(t, func() bool {
+				checkRP()
+				var n int
+				err := rdb.QueryRow("SELECT COUNT(*) FROM bench.t").Scan(&n)
+				return err == nil && n == i
+			})
+		}
+	}
+	mustExec(t, wdb, "UPDATE bench.t SET v = 7 WHERE id = 1")
+	waitFor(t, func() bool {
+		var v int
+		return rdb.QueryRow("SELECT v FROM bench.t WHERE id = 1").Scan(&v) == nil && v == 7
+	})
+	st := checkRP()
+	if st.Role != instanceapi.RoleReader || !st.Healthy {
+		t.Fatalf("reader status %+v", st)
+	}
+	_, err = rdb.Exec("INSERT INTO bench.t VALUES (1000, 1)")
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1290 {
+		t.Fatalf("write on the reader: %v, want error 1290", err)
+	}
+	ws, err := instanceapi.NewClient(wAdmin).Status(ctx)
+	if err != nil || ws.Role != instanceapi.RoleWriter || ws.ReadPoint != ws.VDL || !ws.Healthy {
+		t.Fatalf("writer status %+v %v", ws, err)
+	}
+	var rows int
+	if err := wdb.QueryRow("SELECT COUNT(*) FROM information_schema.replica_host_status").Scan(&rows); err != nil || rows != 2 {
+		t.Fatalf("replica_host_status on the writer: %d rows, %v", rows, err)
+	}
+
+	wdb.Close()
+	w.stop(t)
+	wStopped = true
+	pst, err := rc.Promote(ctx, instanceapi.PromoteRequest{MinEpoch: ws.Epoch + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pst.Role != instanceapi.RoleWriter || pst.Epoch < ws.Epoch+1 {
+		t.Fatalf("promoted status %+v", pst)
+	}
+	var n, v int
+	if err := rdb.QueryRow("SELECT COUNT(*) FROM bench.t").Scan(&n); err != nil || n != acked {
+		t.Fatalf("after promote: %d rows (%v), want %d", n, err, acked)
+	}
+	if err := rdb.QueryRow("SELECT v FROM bench.t WHERE id = 1").Scan(&v); err != nil || v != 7 {
+		t.Fatalf("after promote: v = %d (%v)", v, err)
+	}
+	mustExec(t, rdb, "INSERT INTO bench.t VALUES (1000, 1)")
+	mustExec(t, rdb, "UPDATE bench.t SET v = v + 1 WHERE id = 2")
+}
+
+func open(t *testing.T, addr string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", "admin:pw@tcp("+addr+")/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func mustExec(t *testing.T, db *sql.DB, q string) {
+	t.Helper()
+	if _, err := db.Exec(q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
