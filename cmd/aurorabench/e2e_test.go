@@ -13,6 +13,7 @@ import (
 	"github.com/aurorabench/aurorabench/targets"
 	"github.com/aurorabench/aurorabench/targets/mariadb"
 	"github.com/aurorabench/aurorabench/targets/postgres"
+	"github.com/aurorabench/aurorabench/targets/refdb"
 	"github.com/aurorabench/aurorabench/workloads"
 )
 
@@ -25,9 +26,13 @@ func TestWorkloadsOnPeers(t *testing.T) {
 		name  string
 		avail func() error
 		start func(context.Context, targets.Options) (targets.Target, error)
+		// safe: the target promises no lost acknowledged write at failover
+		// (refdb); async peers may lose some, which is a finding.
+		safe bool
 	}{
-		{"mariadb", mariadb.Available, mariadb.Start},
-		{"postgres", postgres.Available, postgres.Start},
+		{"refdb", func() error { return nil }, refdb.Start, true},
+		{"mariadb", mariadb.Available, mariadb.Start, false},
+		{"postgres", postgres.Available, postgres.Start, false},
 	}
 	for _, p := range peers {
 		t.Run(p.name, func(t *testing.T) {
@@ -48,7 +53,10 @@ func TestWorkloadsOnPeers(t *testing.T) {
 			// Async replication may lose acknowledged writes at failover:
 			// that is a finding, not a test failure. The run must work
 			// (faults recorded, a verdict reached), whatever the verdict.
-			runChecked(t, tgt, "set", "kill-writer", 12*time.Second, false)
+			runChecked(t, tgt, "set", "kill-writer", 12*time.Second, p.safe)
+			if p.safe {
+				runChecked(t, tgt, "register", "kill-writer", 12*time.Second, true)
+			}
 			if err := tgt.Close(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -28,8 +28,8 @@ import (
 	"github.com/aurorabench/aurorabench/workloads"
 )
 
-// defaultTarget is mariadb until refdb can be launched as a target.
-const defaultTarget = "mariadb"
+// defaultTarget is an embedded local refdb cluster.
+const defaultTarget = "refdb"
 
 type runFlags struct {
 	target, workload, nemesis, out string

@@ -76,7 +76,8 @@ func Start(ctx context.Context, opts targets.Options) (targets.Target, error) {
 	return &Target{dir: dir, temp: temp, c: c, hc: &http.Client{Transport: &http.Transport{}}, log: logf}, nil
 }
 
-// Binary returns $REFDB_BIN, or builds cmd/refdb of the module this package belongs to
+// Binary returns $REFDB_BIN; else a `refdb` next to the running executable
+// or on PATH; else builds cmd/refdb of the module in the working directory
 // (located with `go env GOMOD`) into dir.
 func Binary(ctx context.Context, dir string) (string, error) {
 	if b := os.Getenv(BinEnv); b != "" {
@@ -85,10 +86,18 @@ func Binary(ctx context.Context, dir string) (string, error) {
 		}
 		return b, nil
 	}
+	if exe, err := os.Executable(); err == nil {
+		if b := filepath.Join(filepath.Dir(exe), "refdb"); isExecutable(b) {
+			return b, nil
+		}
+	}
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	mod := strings.TrimSpace(string(out))
 	if err != nil || mod == "" || mod == os.DevNull {
-		return "", targets.SetupError("refdb: set %s to a refdb binary (no Go module to build it from: %v)", BinEnv, err)
+		if b, lerr := exec.LookPath("refdb"); lerr == nil {
+			return b, nil
+		}
+		return "", targets.SetupError("refdb: no refdb binary: set %s, put refdb on PATH, or run from the aurorabench module to build it", BinEnv)
 	}
 	bin := filepath.Join(dir, "refdb")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/refdb")
@@ -97,6 +106,11 @@ func Binary(ctx context.Context, dir string) (string, error) {
 		return "", targets.SetupError("refdb: building cmd/refdb: %v\n%s", err, b)
 	}
 	return bin, nil
+}
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
 }
 
 func (t *Target) Name() string                 { return "refdb" }
