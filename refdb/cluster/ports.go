@@ -71,11 +71,13 @@ func (p Ports) portsOf(instances int) map[string]string {
 	return m
 }
 
-// FreePortBase finds a base in [20000, 60000) whose whole block is free now, for tests and
-// embedded clusters that must not collide with a default cluster.
+// FreePortBase finds a base in [10000, 32700) whose whole block is free now, for tests and
+// embedded clusters that must not collide with a default cluster. The range stays below
+// Linux's ephemeral ports (32768 and up): a client connection's local port could otherwise
+// take a port of the block between this check and a restart of the process that owns it.
 func FreePortBase() (int, error) {
 	for try := 0; try < 50; try++ {
-		base := 20000 + 100*rand.IntN(400)
+		base := 10000 + 100*rand.IntN(227)
 		if checkFree(Ports{base}.portsOf(MaxReaders+1)) == nil {
 			return base, nil
 		}
