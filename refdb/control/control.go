@@ -11,8 +11,10 @@
 //
 // Failure detection: an instance is down when its process is gone (a local cluster can see
 // that at the first failed heartbeat) or after FailAfter heartbeats in a row failed or timed
-// out (a paused or hung process). With the defaults (every 100 ms, 3 misses, 250 ms timeout) a
-// dead writer is noticed in 100-400 ms.
+// out while the process is stopped (SIGSTOP), or for HungAfter while it runs (hung, or only
+// slow under load: a busy writer must not be failed over). With the defaults (every 100 ms,
+// 3 misses, 250 ms timeout, 2 s) a dead writer is noticed in 100-400 ms, a stopped one in
+// about 1 s, a hung one in about 2 s.
 //
 // Admin API:
 //
@@ -54,6 +56,11 @@ type Config struct {
 	// FailAfter is the number of failed heartbeats in a row that mark a live process down
 	// (default 3).
 	FailAfter int
+	// HungAfter is how long a process that is running (not stopped) may go without
+	// answering before it is declared down (default 2s): a writer that is merely slow
+	// under load must not be failed over, while a stopped (SIGSTOP) or dead one is caught
+	// after FailAfter misses or at once.
+	HungAfter time.Duration
 	// MaxFailoverLag is the largest lag a planned failover target may have (default 1s).
 	MaxFailoverLag time.Duration
 	// PromoteTimeout bounds one promote, recovery included (default 60s).
@@ -72,6 +79,9 @@ func (c *Config) defaults() {
 	}
 	if c.FailAfter <= 0 {
 		c.FailAfter = 3
+	}
+	if c.HungAfter <= 0 {
+		c.HungAfter = 2 * time.Second
 	}
 	if c.MaxFailoverLag <= 0 {
 		c.MaxFailoverLag = time.Second
@@ -127,6 +137,7 @@ type instState struct {
 	ok         bool // last heartbeat succeeded
 	seen       bool // at least one heartbeat answered since control started
 	misses     int
+	lastOK     time.Time // last answered heartbeat (or when watching began)
 	restarting bool
 	restartAt  time.Time // no restart before this
 	// graceUntil: a just-restarted instance is only declared down if its process is gone,
@@ -240,7 +251,7 @@ func (c *Control) Run(ctx context.Context) error {
 // watchLocked starts the heartbeat loop of an instance.
 func (c *Control) watchLocked(id, admin string) {
 	ctx, cancel := context.WithCancel(c.life)
-	st := &instState{cancel: cancel, client: instanceapi.NewClient(admin)}
+	st := &instState{cancel: cancel, client: instanceapi.NewClient(admin), lastOK: time.Now()}
 	c.inst[id] = st
 	c.wg.Add(1)
 	go func() {
@@ -283,7 +294,7 @@ func (c *Control) observe(id string, s instanceapi.Status, err error, took time.
 	wasHealthy := st.ok && st.last.Healthy
 	if err == nil {
 		c.m.heartbeat.WithLabelValues(id).Observe(took.Seconds())
-		st.ok, st.seen, st.misses, st.last = true, true, 0, s
+		st.ok, st.seen, st.misses, st.last, st.lastOK = true, true, 0, s, time.Now()
 		if s.Role == instanceapi.RoleReader {
 			c.m.lag.WithLabelValues(id).Set(s.LagMS)
 		}
@@ -303,7 +314,9 @@ func (c *Control) observe(id string, s instanceapi.Status, err error, took time.
 		return
 	}
 	gone := !cluster.Alive(n.PID, n.PIDStart)
-	down := gone || st.misses >= c.cfg.FailAfter && time.Now().After(st.graceUntil)
+	unresponsive := st.misses >= c.cfg.FailAfter &&
+		(cluster.Stopped(n.PID) || time.Since(st.lastOK) >= c.cfg.HungAfter)
+	down := gone || unresponsive && time.Now().After(st.graceUntil)
 	if !down {
 		return
 	}
