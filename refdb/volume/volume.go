@@ -449,6 +449,9 @@ func (v *Volume) Scan(ctx context.Context, start, end []byte, at redo.LSN, limit
 	return m.Records, nil
 }
 
+// readConnectWait bounds how long a read waits for any link to a segment to come up.
+const readConnectWait = 10 * time.Second
+
 func (v *Volume) read(ctx context.Context, req *redo.Message, pg uint32, at redo.LSN) (*redo.Message, error) {
 	v.mu.Lock()
 	var cands []string
@@ -475,41 +478,60 @@ func (v *Volume) read(ctx context.Context, req *redo.Message, pg uint32, at redo
 		cands = v.core.ReadCandidates(pg, int(v.reqID))
 	}
 	v.mu.Unlock()
+	// Links connect in the background: right after Open (or while storage nodes restart)
+	// none may be up yet. A read that could not even be sent anywhere waits for a link
+	// and tries again, within readConnectWait, instead of failing at once.
 	var errs []error
-	for _, seg := range cands {
-		v.mu.Lock()
-		v.reqID++
-		id := v.reqID
-		ch := make(chan *redo.Message, 1)
-		v.reads[id] = ch
-		v.mu.Unlock()
-		m := *req
-		m.To, m.ReqID = seg, id
-		sent := v.links[seg].Send(&m)
-		var resp *redo.Message
-		if sent {
-			t := time.NewTimer(v.cfg.ReadTimeout)
-			select {
-			case resp = <-ch:
-			case <-t.C:
-			case <-ctx.Done():
+	waitUntil := time.Now().Add(readConnectWait)
+	for {
+		anySent := false
+		errs = errs[:0]
+		for _, seg := range cands {
+			v.mu.Lock()
+			v.reqID++
+			id := v.reqID
+			ch := make(chan *redo.Message, 1)
+			v.reads[id] = ch
+			v.mu.Unlock()
+			m := *req
+			m.To, m.ReqID = seg, id
+			sent := v.links[seg].Send(&m)
+			anySent = anySent || sent
+			var resp *redo.Message
+			if sent {
+				t := time.NewTimer(v.cfg.ReadTimeout)
+				select {
+				case resp = <-ch:
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
 			}
-			t.Stop()
+			v.mu.Lock()
+			delete(v.reads, id)
+			v.mu.Unlock()
+			switch {
+			case ctx.Err() != nil:
+				return nil, fmt.Errorf("read at %d: %w", at, ctx.Err())
+			case !sent:
+				errs = append(errs, fmt.Errorf("%s: not connected", seg))
+			case resp == nil:
+				errs = append(errs, fmt.Errorf("%s: timed out", seg))
+			case resp.Type == redo.MsgReject:
+				errs = append(errs, fmt.Errorf("%s: %s", seg, resp.Code))
+			default:
+				return resp, nil
+			}
 		}
-		v.mu.Lock()
-		delete(v.reads, id)
-		v.mu.Unlock()
-		switch {
-		case ctx.Err() != nil:
+		if anySent || time.Now().After(waitUntil) {
+			break
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
 			return nil, fmt.Errorf("read at %d: %w", at, ctx.Err())
-		case !sent:
-			errs = append(errs, fmt.Errorf("%s: not connected", seg))
-		case resp == nil:
-			errs = append(errs, fmt.Errorf("%s: timed out", seg))
-		case resp.Type == redo.MsgReject:
-			errs = append(errs, fmt.Errorf("%s: %s", seg, resp.Code))
-		default:
-			return resp, nil
 		}
 	}
 	return nil, fmt.Errorf("read at %d from PG %d: %w: %w", at, pg, ErrUnavailable, errors.Join(errs...))
