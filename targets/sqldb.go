@@ -37,13 +37,23 @@ func OpenDB(ctx context.Context, d Dialect, dsn string) (*sql.DB, error) {
 		return nil, fmt.Errorf("open %s connection: %w", d, err)
 	}
 	db.SetConnMaxIdleTime(time.Minute)
+	// A cluster that just started (or just failed over) may accept a
+	// connection on its endpoint before a backend is ready behind it: retry
+	// for a while rather than fail on the first refused handshake.
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := db.PingContext(pctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("connect to %s: %w", d, err)
+	for {
+		err = db.PingContext(pctx)
+		if err == nil {
+			return db, nil
+		}
+		select {
+		case <-pctx.Done():
+			db.Close()
+			return nil, fmt.Errorf("connect to %s: %w", d, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return db, nil
 }
 
 // MySQLDSN builds a go-sql-driver/mysql DSN over TCP. interpolateParams
