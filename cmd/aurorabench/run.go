@@ -207,6 +207,9 @@ func checkAndReport(ctx context.Context, dir string, sum *report.Summary, checks
 		return exitUsage, err
 	}
 	in := checker.NewInput(ops, dir)
+	if err := writeNemesisLog(dir, in.Nemesis); err != nil {
+		return exitUsage, err
+	}
 	if sum.Duration == 0 { // a bare history without summary.json
 		first, last := checker.Span(in)
 		sum.Duration = float64(last-first) / 1e9
@@ -458,4 +461,17 @@ func printNumbers(w io.Writer, name string, r checker.Result) {
 			fmt.Fprintf(w, "    %s\n", b)
 		}
 	}
+}
+
+// writeNemesisLog writes the fault events of the history to nemesis.jsonl,
+// one per line, for people and tools that only want the fault timeline.
+func writeNemesisLog(dir string, events []history.Op) error {
+	var b []byte
+	for i := range events {
+		b = events[i].AppendJSON(b)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nemesis.jsonl"), b, 0o644); err != nil {
+		return fmt.Errorf("write nemesis.jsonl: %w", err)
+	}
+	return nil
 }
