@@ -245,11 +245,19 @@ func (n *Nemesis) inject(ctx context.Context, sp spec, clock func() int64, rec f
 		}
 	}
 	event("start-"+sp.action, label, desc, firstErr)
+	// Failover runs alongside the fault, not before the heal: when the same fault also
+	// took out more storage than the quorum model allows, failover can only finish once
+	// the heal brings storage back, and waiting for it first would stretch the outage.
+	failoverDone := make(chan error, 1)
 	if sp.action == "kill" && hitWriter && len(done) > 0 {
-		t0 := time.Now()
-		err := n.target.Failover(ctx)
-		event("failover", "", map[string]any{"seconds": time.Since(t0).Seconds()}, err)
-		note(err)
+		go func() {
+			t0 := time.Now()
+			err := n.target.Failover(ctx)
+			event("failover", "", map[string]any{"seconds": time.Since(t0).Seconds()}, err)
+			failoverDone <- err
+		}()
+	} else {
+		failoverDone <- nil
 	}
 	sleep(ctx, n.schedule.Duration)
 	hctx, cancel := healCtx()
@@ -268,5 +276,6 @@ func (n *Nemesis) inject(ctx context.Context, sp spec, clock func() int64, rec f
 	}
 	event("stop-"+sp.action, label, nil, healErr)
 	note(healErr)
+	note(<-failoverDone)
 	return firstErr
 }
