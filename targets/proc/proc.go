@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -209,10 +210,52 @@ func (p *Process) Kill() error {
 		return fmt.Errorf("kill %d: %w", p.PID(), err)
 	}
 	<-p.done
+	// The leader is gone, but its children (PostgreSQL's backends) may still be exiting
+	// and holding shared memory: a restart before they are all gone fails.
+	waitGroupGone(p.PID(), 10*time.Second)
 	p.mu.Lock()
 	p.stopped = false
 	p.mu.Unlock()
 	return nil
+}
+
+// waitGroupGone waits until no process is left in process group pgid (or timeout).
+func waitGroupGone(pgid int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for groupAlive(pgid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// groupAlive reports whether any live (non-zombie) process has process group pgid.
+func groupAlive(pgid int) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		st := string(b)
+		i := strings.LastIndexByte(st, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(st[i+1:]) // state ppid pgrp ...
+		if len(f) < 3 || f[0] == "Z" {
+			continue
+		}
+		if g, _ := strconv.Atoi(f[2]); g == pgid && pid > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Pause stops the whole process group (SIGSTOP).
