@@ -61,7 +61,6 @@ func (b *Bank) Next(rng *rand.Rand, w int) history.Op {
 
 type bankClient struct {
 	env      *Env
-	n        int
 	read     string
 	lock     string
 	withdraw string
@@ -71,7 +70,6 @@ type bankClient struct {
 func (b *Bank) NewClient(ctx context.Context, env *Env, w int) (Client, error) {
 	return &bankClient{
 		env:      env,
-		n:        b.Accounts,
 		read:     "SELECT id, balance FROM accounts ORDER BY id",
 		lock:     q(env.Dialect, "SELECT id, balance FROM accounts WHERE id IN (?, ?) ORDER BY id FOR UPDATE"),
 		withdraw: q(env.Dialect, "UPDATE accounts SET balance = balance - ? WHERE id = ?"),
@@ -88,7 +86,7 @@ func (c *bankClient) Invoke(ctx context.Context, op history.Op) history.Op {
 		if op.Node == "reader" {
 			db = c.env.Reader
 		}
-		bal, err := readBalances(ctx, db, c.read, c.n)
+		bal, err := readBalances(ctx, db, c.read)
 		if err != nil {
 			return completeRead(op, err)
 		}
@@ -101,23 +99,6 @@ func (c *bankClient) Invoke(ctx context.Context, op history.Op) history.Op {
 		return complete(op, c.transfer(ctx, t))
 	}
 	return failed(op, fmt.Errorf("unknown bank op %q", op.F))
-}
-
-func readBalances(ctx context.Context, db *sql.DB, query string, n int) ([]int64, error) {
-	rows, err := db.QueryContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	bal := make([]int64, 0, n)
-	for rows.Next() {
-		var id, b int64
-		if err := rows.Scan(&id, &b); err != nil {
-			return nil, err
-		}
-		bal = append(bal, b)
-	}
-	return bal, rows.Err()
 }
 
 // transfer locks both rows in id order (no deadlocks between transfers),
@@ -161,7 +142,7 @@ func (c *bankClient) transfer(ctx context.Context, t Transfer) (err error) {
 func (b *Bank) Final(ctx context.Context, env *Env, rec Recorder) error {
 	read := func(node string, db *sql.DB) {
 		rec(ctx, history.Op{F: "read", Node: node}, func(ctx context.Context) history.Op {
-			bal, err := readBalances(ctx, db, "SELECT id, balance FROM accounts ORDER BY id", b.Accounts)
+			bal, err := readBalances(ctx, db, "SELECT id, balance FROM accounts ORDER BY id")
 			op := history.Op{F: "read", Node: node}
 			if err != nil {
 				return completeRead(op, err)

@@ -110,24 +110,6 @@ func (c *ecomClient) Invoke(ctx context.Context, op history.Op) history.Op {
 	return failed(op, fmt.Errorf("unknown ecommerce op %q", op.F))
 }
 
-// readStocks returns [[id, stock], ...].
-func readStocks(ctx context.Context, db *sql.DB, query string, args ...any) ([][2]int64, error) {
-	rows, err := db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out [][2]int64
-	for rows.Next() {
-		var r [2]int64
-		if err := rows.Scan(&r[0], &r[1]); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
 func (c *ecomClient) order(ctx context.Context, o Order) error {
 	return inTx(ctx, c.env.Writer, func(tx *sql.Tx) error {
 		var stock int64
@@ -164,23 +146,6 @@ func (e *Ecommerce) Final(ctx context.Context, env *Env, rec Recorder) error {
 		return fmt.Errorf("final read of the shop failed: %s", done.Error)
 	}
 	return nil
-}
-
-func readOrders(ctx context.Context, db *sql.DB) ([][3]int64, error) {
-	rows, err := db.QueryContext(ctx, "SELECT id, product_id, qty FROM orders ORDER BY id")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out [][3]int64
-	for rows.Next() {
-		var r [3]int64
-		if err := rows.Scan(&r[0], &r[1], &r[2]); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 func (e *Ecommerce) Checkers() []checker.Checker {

@@ -69,23 +69,6 @@ func (s *Set) Final(ctx context.Context, env *Env, rec Recorder) error {
 	return nil
 }
 
-func readInts(ctx context.Context, db *sql.DB, query string, args ...any) ([]int64, error) {
-	rows, err := db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var vs []int64
-	for rows.Next() {
-		var v int64
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		vs = append(vs, v)
-	}
-	return vs, rows.Err()
-}
-
 func (s *Set) Checkers() []checker.Checker {
 	return []checker.Checker{checker.Set{}, checker.Perf{}}
 }

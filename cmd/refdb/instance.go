@@ -53,16 +53,9 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	sec := *secret
-	if *secretFile != "" {
-		b, err := os.ReadFile(*secretFile)
-		if err != nil {
-			return fmt.Errorf("%w: reading --secret-file: %w", errUsage, err)
-		}
-		sec = strings.TrimSpace(string(b))
-	}
-	if sec == "" {
-		sec = os.Getenv("REFDB_SECRET")
+	sec, err := resolveSecret(*secret, *secretFile)
+	if err != nil {
+		return err
 	}
 	pw := *password
 	if pw == "" {

@@ -93,16 +93,9 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	sec := *secret
-	if *secretFile != "" {
-		b, err := os.ReadFile(*secretFile)
-		if err != nil {
-			return fmt.Errorf("%w: reading --secret-file: %w", errUsage, err)
-		}
-		sec = strings.TrimSpace(string(b))
-	}
-	if sec == "" {
-		sec = os.Getenv("REFDB_SECRET")
+	sec, err := resolveSecret(*secret, *secretFile)
+	if err != nil {
+		return err
 	}
 	switch {
 	case *id == "":
@@ -129,4 +122,20 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("storage node stopped")
 	return nil
+}
+
+// resolveSecret picks the cluster secret from --secret, else --secret-file, else
+// $REFDB_SECRET, the same way for every subcommand.
+func resolveSecret(secret, secretFile string) (string, error) {
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return "", fmt.Errorf("%w: reading --secret-file: %w", errUsage, err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if secret == "" {
+		secret = os.Getenv("REFDB_SECRET")
+	}
+	return secret, nil
 }

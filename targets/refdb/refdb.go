@@ -147,7 +147,7 @@ func (t *Target) Nodes() []targets.Node {
 func (t *Target) Failover(ctx context.Context) error {
 	st, err := t.status(ctx)
 	if err == nil {
-		if w := st.Writer(); w != nil && w.Healthy != nil && *w.Healthy && processAlive(w.PID) {
+		if w := healthyWriter(st); w != nil {
 			var out struct{ Writer string }
 			if err := instanceapi.Do(ctx, t.hc, http.MethodPost, t.c.File.Admin+"/failover", nil, &out); err != nil {
 				return fmt.Errorf("refdb failover: %w", err)
@@ -161,7 +161,7 @@ func (t *Target) Failover(ctx context.Context) error {
 	for {
 		st, err := t.status(ctx)
 		if err == nil {
-			if w := st.Writer(); w != nil && w.Healthy != nil && *w.Healthy && processAlive(w.PID) {
+			if w := healthyWriter(st); w != nil {
 				t.log("refdb: writer is %s", w.ID)
 				return nil
 			}
@@ -186,18 +186,14 @@ func (t *Target) status(ctx context.Context) (*cluster.File, error) {
 	return &f, nil
 }
 
-// processAlive reports whether pid names a running (not zombie) process.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
+// healthyWriter is the writer the control plane reports healthy whose recorded process
+// still runs (a killed writer can look healthy until the next heartbeat), or nil.
+func healthyWriter(st *cluster.File) *cluster.Node {
+	w := st.Writer()
+	if w == nil || w.Healthy == nil || !*w.Healthy || !cluster.Alive(w.PID, w.PIDStart) {
+		return nil
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && len(s) > i+2 && s[i+2] != 'Z'
+	return w
 }
 
 // Logs are every process's log file.
