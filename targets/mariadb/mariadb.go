@@ -161,9 +161,12 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 	c = &Cluster{log: local.Logf(opts), bin: bin, dir: dir, tempDir: temp, cred: cred,
 		template: filepath.Join(dir, "template")}
 	c.life, c.endLife = context.WithCancel(context.Background())
+	// c is the named result, which every error return sets to nil: close
+	// the cluster through its own reference.
+	cl := c
 	defer func() {
 		if err != nil {
-			c.Close(context.Background())
+			cl.Close(context.Background())
 		}
 	}()
 	if err := local.Reachable(dir, cred); err != nil {
@@ -215,6 +218,16 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 		go func() {
 			defer wg.Done()
 			errs[i] = n.launch(ctx)
+			// Another process can take a port between FreePorts and the bind.
+			for try := 0; try < 3 && opts.PortBase == 0 && local.BindFailed(errs[i]); try++ {
+				p, err := local.FreePorts(0, 1)
+				if err != nil {
+					return
+				}
+				c.log("mariadb: %s: port %d was taken; trying %d", n.id, n.port, p[0])
+				n.port = p[0]
+				errs[i] = n.launch(ctx)
+			}
 		}()
 	}
 	wg.Wait()

@@ -153,9 +153,12 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 	}
 	c = &Cluster{log: local.Logf(opts), bin: bin, dir: dir, tempDir: temp, cred: cred}
 	c.life, c.endLife = context.WithCancel(context.Background())
+	// c is the named result, which every error return sets to nil: close
+	// the cluster through its own reference.
+	cl := c
 	defer func() {
 		if err != nil {
-			c.Close(context.Background())
+			cl.Close(context.Background())
 		}
 	}()
 	if err := local.Reachable(dir, cred); err != nil {
@@ -189,7 +192,7 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 	if err := c.initPrimary(ctx, p); err != nil {
 		return nil, err
 	}
-	if err := p.launch(ctx, startTimeout); err != nil {
+	if err := c.launchFree(ctx, p, opts.PortBase == 0); err != nil {
 		return nil, err
 	}
 	c.log("postgres: primary up at %v", time.Since(began).Round(time.Millisecond))
@@ -217,7 +220,7 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 				errs[i] = targets.SetupError("postgres: %v", err)
 				return
 			}
-			errs[i] = n.launch(ctx, startTimeout)
+			errs[i] = c.launchFree(ctx, n, opts.PortBase == 0)
 		}()
 	}
 	wg.Wait()
@@ -766,4 +769,21 @@ func (c *Cluster) isClosed() bool {
 
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// launchFree starts a node for the first time; when its port was taken
+// between FreePorts and the bind (and the ports were not asked for) it picks
+// another port and tries again.
+func (c *Cluster) launchFree(ctx context.Context, n *Node, repick bool) error {
+	err := n.launch(ctx, startTimeout)
+	for try := 0; try < 3 && repick && local.BindFailed(err); try++ {
+		p, perr := local.FreePorts(0, 1)
+		if perr != nil {
+			return err
+		}
+		c.log("postgres: %s: port %d was taken; trying %d", n.id, n.port, p[0])
+		n.port = p[0]
+		err = n.launch(ctx, startTimeout)
+	}
+	return err
 }

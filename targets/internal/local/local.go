@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -180,29 +182,24 @@ func copyFile(src, dst string, mode os.FileMode) error {
 }
 
 // FreePorts returns n distinct free TCP ports on 127.0.0.1: from base
-// upwards, or any free ports when base is 0. A port can still be taken
-// between this check and the server's bind; the server then fails to start
-// and says so in its log.
+// upwards, or, when base is 0, from a random point below the kernel's
+// ephemeral range. Not from the ephemeral range itself: every outgoing
+// connection on the machine takes a port from it, so a port found free there
+// is often taken again before the server binds it. A port can still be taken
+// between this check and the server's bind; the caller then picks again
+// (see BindFailed).
 func FreePorts(base, n int) ([]int, error) {
-	var ports []int
+	span := 1000
 	if base == 0 {
-		var lns []net.Listener
-		defer func() {
-			for _, l := range lns {
-				l.Close()
-			}
-		}()
-		for len(ports) < n {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return nil, targets.SetupError("no free TCP port on 127.0.0.1: %v", err)
-			}
-			lns = append(lns, l)
-			ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		lo, hi := 12000, ephemeralLow()-n
+		if hi-lo < 2*n {
+			lo, hi = 1024, 65535-n
 		}
-		return ports, nil
+		base = lo + mathrand.IntN(hi-lo)
+		span = hi - base
 	}
-	for p := base; len(ports) < n && p < 65536 && p < base+1000; p++ {
+	var ports []int
+	for p := base; len(ports) < n && p < 65536 && p < base+span; p++ {
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			continue
@@ -214,6 +211,31 @@ func FreePorts(base, n int) ([]int, error) {
 		return nil, targets.SetupError("ports from %d on 127.0.0.1 are in use: found %d free of %d needed", base, len(ports), n)
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when
+// it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo < 1024 {
+		return 32768
+	}
+	return lo
+}
+
+// BindFailed reports whether a server failed to start because its port was
+// taken (MariaDB: "Bind on TCP/IP port", PostgreSQL: "could not bind").
+func BindFailed(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "Address already in use") || strings.Contains(s, "Bind on TCP/IP port") ||
+		strings.Contains(s, "could not bind") || strings.Contains(s, "could not create any TCP/IP sockets")
 }
 
 // Poll calls f every interval until it returns true or an error, or until

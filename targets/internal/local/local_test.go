@@ -18,6 +18,17 @@ func TestFreePorts(t *testing.T) {
 	if err != nil || len(ps) != 3 || ps[0] == ps[1] || ps[1] == ps[2] || ps[0] == ps[2] {
 		t.Fatalf("%v %v", ps, err)
 	}
+	// Any-port picks stay out of the ephemeral range, where outgoing
+	// connections would race the server for the port.
+	for _, p := range ps {
+		if p >= ephemeralLow() {
+			t.Errorf("port %d is in the ephemeral range (from %d)", p, ephemeralLow())
+		}
+	}
+	if !BindFailed(errors.New("mariadb: mariadb2 exited during start: [ERROR] Can't start server: Bind on TCP/IP port: Address already in use")) ||
+		BindFailed(errors.New("initdb failed")) || BindFailed(nil) {
+		t.Error("BindFailed misclassifies")
+	}
 	// A busy base port is skipped.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
