@@ -38,6 +38,7 @@ const topUsage = `aurorabench: benchmark and chaos-test replicated databases.
 
 Usage:
   aurorabench run     [flags]   run a workload against a target and check it
+  aurorabench compare [flags]   run the same workloads on several targets, side by side
   aurorabench check   DIR       re-check a stored history
   aurorabench report  DIR       re-render DIR/report.html
   aurorabench help    COMMAND   show a command's flags
@@ -62,6 +63,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		code, err = cmdRun(ctx, args[1:], stdout, stderr)
+	case "compare":
+		code, err = cmdCompare(ctx, args[1:], stdout, stderr)
 	case "check":
 		code, err = cmdCheck(ctx, args[1:], stdout, stderr)
 	case "report":
@@ -73,7 +76,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, topUsage)
 		return exitValid
 	default:
-		err = usagef("unknown command %q (run, check, report)", args[0])
+		err = usagef("unknown command %q (run, compare, check, report)", args[0])
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "aurorabench: %v\n", err)

@@ -47,20 +47,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.target, "target", defaultTarget, "what to run against: refdb, mariadb, postgres (local clusters started here), or a mysql:// or postgres:// URL")
-	fs.StringVar(&f.workload, "workload", "register", "workload: "+strings.Join(workloads.Names(), ", "))
-	fs.StringVar(&f.nemesis, "nemesis", "none", "faults to inject: "+strings.Join(nemesisNames(), ", "))
-	fs.DurationVar(&f.duration, "time", 60*time.Second, "how long the workload runs")
-	fs.IntVar(&f.concurrency, "concurrency", 16, "client workers")
-	fs.Float64Var(&f.rate, "rate", 0, "open-loop rate in ops/s over all workers (0 = closed loop)")
-	fs.Int64Var(&f.seed, "seed", 0, "random seed (0 = derive from the clock; the seed used is printed and saved)")
-	fs.StringVar(&f.out, "out", "", "results folder (default results/<target>-<workload>-<time>)")
-	fs.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "per-operation timeout; a timed-out write is recorded as indeterminate (info)")
-	fs.IntVar(&f.replicas, "replicas", 2, "replicas of a local target")
-	fs.IntVar(&f.tables, "tables", 4, "oltp: sbtest tables (as sysbench --tables)")
-	fs.IntVar(&f.tableSize, "table-size", 10000, "oltp: rows per table (as sysbench --table-size)")
-	fs.IntVar(&f.keys, "keys", 0, "register: keys in use at once (default 4); bank: accounts (default 8)")
-	fs.DurationVar(&nemesisSchedule.Interval, "nemesis-interval", nemesisSchedule.Interval, "time between faults")
-	fs.DurationVar(&nemesisSchedule.Duration, "nemesis-duration", nemesisSchedule.Duration, "how long each fault lasts")
+	addWorkloadFlags(fs, &f)
 	fs.StringVar(&f.suite, "suite", "", "run a fixed suite of workload/nemesis cases instead of one run ("+strings.Join(suiteNames(), ", ")+"); --time applies to each case")
 	fs.StringVar(&f.progress, "progress", "auto", "live progress line: auto (when stdout is a terminal), always, never")
 	fs.Usage = func() {
@@ -75,22 +62,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	if fs.NArg() > 0 {
 		return exitUsage, usagef("run takes no arguments, got %q", fs.Args())
 	}
-	params := workloads.Params{Tables: f.tables, TableSize: f.tableSize, Keys: f.keys}
-	wl, err := workloads.New(f.workload, params)
+	wl, params, err := f.validate()
 	if err != nil {
-		return exitUsage, usageError{err}
-	}
-	if f.concurrency < 1 || f.concurrency > 4096 {
-		return exitUsage, usagef("--concurrency must be between 1 and 4096, got %d", f.concurrency)
-	}
-	if f.duration <= 0 {
-		return exitUsage, usagef("--time must be positive, got %s", f.duration)
-	}
-	if f.rate < 0 {
-		return exitUsage, usagef("--rate must not be negative, got %g", f.rate)
-	}
-	if f.replicas < 0 || f.replicas > 15 {
-		return exitUsage, usagef("--replicas must be between 0 and 15, got %d", f.replicas)
+		return exitUsage, err
 	}
 	if f.progress != "auto" && f.progress != "always" && f.progress != "never" {
 		return exitUsage, usagef("--progress must be auto, always or never, got %q", f.progress)
@@ -100,9 +74,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	}
 	if err := checkTargetName(f.target); err != nil {
 		return exitUsage, err
-	}
-	if _, err := newNemesis(f.nemesis, nil, 0); err != nil {
-		return exitUsage, usageError{err}
 	}
 	if f.seed == 0 {
 		f.seed = time.Now().UnixNano() % 1_000_000_007
@@ -474,4 +445,48 @@ func writeNemesisLog(dir string, events []history.Op) error {
 		return fmt.Errorf("write nemesis.jsonl: %w", err)
 	}
 	return nil
+}
+
+// addWorkloadFlags registers the flags run and compare share: what runs,
+// for how long, how hard, and the faults.
+func addWorkloadFlags(fs *pflag.FlagSet, f *runFlags) {
+	fs.StringVar(&f.workload, "workload", "register", "workload: "+strings.Join(workloads.Names(), ", "))
+	fs.StringVar(&f.nemesis, "nemesis", "none", "faults to inject: "+strings.Join(nemesisNames(), ", "))
+	fs.DurationVar(&f.duration, "time", 60*time.Second, "how long the workload runs")
+	fs.IntVar(&f.concurrency, "concurrency", 16, "client workers")
+	fs.Float64Var(&f.rate, "rate", 0, "open-loop rate in ops/s over all workers (0 = closed loop)")
+	fs.Int64Var(&f.seed, "seed", 0, "random seed (0 = derive from the clock; the seed used is printed and saved)")
+	fs.StringVar(&f.out, "out", "", "results folder (default results/<target>-<workload>-<time>)")
+	fs.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "per-operation timeout; a timed-out write is recorded as indeterminate (info)")
+	fs.IntVar(&f.replicas, "replicas", 2, "replicas of a local target")
+	fs.IntVar(&f.tables, "tables", 4, "oltp: sbtest tables (as sysbench --tables)")
+	fs.IntVar(&f.tableSize, "table-size", 10000, "oltp: rows per table (as sysbench --table-size)")
+	fs.IntVar(&f.keys, "keys", 0, "register: keys in use at once (default 4); bank: accounts (default 8)")
+	fs.DurationVar(&nemesisSchedule.Interval, "nemesis-interval", nemesisSchedule.Interval, "time between faults")
+	fs.DurationVar(&nemesisSchedule.Duration, "nemesis-duration", nemesisSchedule.Duration, "how long each fault lasts")
+}
+
+// validate checks the shared flags and builds the workload.
+func (f *runFlags) validate() (workloads.Workload, workloads.Params, error) {
+	params := workloads.Params{Tables: f.tables, TableSize: f.tableSize, Keys: f.keys}
+	wl, err := workloads.New(f.workload, params)
+	if err != nil {
+		return nil, params, usageError{err}
+	}
+	if f.concurrency < 1 || f.concurrency > 4096 {
+		return nil, params, usagef("--concurrency must be between 1 and 4096, got %d", f.concurrency)
+	}
+	if f.duration <= 0 {
+		return nil, params, usagef("--time must be positive, got %s", f.duration)
+	}
+	if f.rate < 0 {
+		return nil, params, usagef("--rate must not be negative, got %g", f.rate)
+	}
+	if f.replicas < 0 || f.replicas > 15 {
+		return nil, params, usagef("--replicas must be between 0 and 15, got %d", f.replicas)
+	}
+	if _, err := newNemesis(f.nemesis, nil, 0); err != nil {
+		return nil, params, usageError{err}
+	}
+	return wl, params, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -21,6 +22,15 @@ type suiteCase struct {
 // suites are fixed lists of runs for CI jobs: each case gets --time, all
 // on one target, and the suite fails if any case finds an anomaly.
 var suites = map[string][]suiteCase{
+	// standard is what `compare` runs by default: throughput and latency,
+	// replica lag, and what a writer crash costs (failover time, lost or
+	// non-linearizable writes).
+	"standard": {
+		{"oltp", "none"},
+		{"lag", "none"},
+		{"register", "kill-writer"},
+		{"set", "kill-writer"},
+	},
 	"ci": {
 		{"register", "kill-writer"},
 		{"bank", "kill-storage"},
@@ -35,6 +45,7 @@ func suiteNames() []string {
 	for n := range suites {
 		ns = append(ns, n)
 	}
+	sort.Strings(ns)
 	return ns
 }
 
