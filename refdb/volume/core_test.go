@@ -211,3 +211,43 @@ func TestRecoveryGivesWayWhenItsInstallIsRefused(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// A writer that recovered at round 2, died, and restarts under the same id recovers at round
+// 2 again: the segments let it re-seal its own epoch, and their history already holds that
+// epoch. Recovery must give way and go above it rather than install a history whose epochs
+// do not increase (every segment refuses that, and the writer would resend it forever).
+func TestRecoveryGivesWayWhenItsEpochIsAlreadyInstalled(t *testing.T) {
+	r := NewRecovery("w2", layout(t, 1), 2, 50)
+	h := redo.History{{Epoch: 1, Start: 1}, {Epoch: r.Epoch(), Trunc: 5, Start: 56, Owner: "w2"}}
+	var out []*redo.Message
+	for _, s := range []string{"s1", "s2", "s3"} {
+		out = r.Step(sealResp(s, 0, r.Epoch(), h, 0, 0, 0))
+	}
+	if _, err := r.Done(); !errors.Is(err, ErrFenced) {
+		t.Fatalf("err %v, want ErrFenced", err)
+	}
+	for _, m := range out {
+		if m.Type == redo.MsgInstall {
+			t.Fatalf("sent an install with history %+v", m.History)
+		}
+	}
+	next := NewRecovery("w2", layout(t, 1), EpochRound(r.MaxEpochSeen())+1, 50)
+	if next.Epoch() <= h.Latest() {
+		t.Fatalf("next epoch %d not above %d", next.Epoch(), h.Latest())
+	}
+	for _, s := range []string{"s1", "s2", "s3"} {
+		out = next.Step(sealResp(s, 0, next.Epoch(), h, 0, 0, 0))
+	}
+	installs := 0
+	for _, m := range out {
+		if m.Type == redo.MsgInstall {
+			installs++
+			if err := m.History.Validate(); err != nil {
+				t.Fatalf("install history: %v", err)
+			}
+		}
+	}
+	if installs == 0 {
+		t.Fatal("no install sent above the installed epoch")
+	}
+}

@@ -182,6 +182,9 @@ func (r *Recovery) Step(m *redo.Message) []*redo.Message {
 			}
 		}
 		r.compute()
+		if r.err != nil {
+			return nil
+		}
 		r.phase = 1
 		return r.resend()
 	case 1:
@@ -256,6 +259,15 @@ func (r *Recovery) compute() {
 			continue
 		}
 		break
+	}
+	if h.Latest() >= r.epoch {
+		// Our epoch is already installed (an earlier run of this same writer recovered at this
+		// round and then died: a segment lets the same owner re-seal its own epoch). Installing
+		// it again would make a history whose epochs do not increase, which every segment
+		// refuses: give way and retry in a round above it.
+		r.seen = max(r.seen, h.Latest())
+		r.err = fmt.Errorf("%w: epoch %d is already installed (history up to %d); recovering above it", ErrFenced, r.epoch, h.Latest())
+		return
 	}
 	lastStart := redo.LSN(0)
 	if len(h) > 0 {
