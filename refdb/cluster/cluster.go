@@ -17,7 +17,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -328,6 +330,15 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}); err != nil {
 		return c, err
 	}
+	// The endpoint listens before it has learnt the writer from control: "up" means a client
+	// of the writer endpoint reaches a MySQL server.
+	ectx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+	for _, addr := range []string{f.WriterEndpoint, f.ReaderEndpoint} {
+		if err := WaitGreeting(ectx, addr); err != nil {
+			return c, fmt.Errorf("endpoint %s does not reach a server: %w", addr, err)
+		}
+	}
 	log.Info("cluster up", "dir", dir, "writer_endpoint", f.WriterEndpoint, "reader_endpoint", f.ReaderEndpoint, "admin", f.Admin)
 	return c, nil
 }
@@ -483,4 +494,38 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
 	return hex.EncodeToString(b)
+}
+
+// WaitGreeting waits until a TCP connection to addr receives a MySQL server greeting (a
+// protocol-10 handshake packet): the endpoint there routes to a serving instance.
+func WaitGreeting(ctx context.Context, addr string) error {
+	var last error
+	for {
+		if last = greeting(ctx, addr); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func greeting(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	var hdr [5]byte // 3-byte length, sequence id, then the protocol version
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		return fmt.Errorf("no greeting: %w", err)
+	}
+	if hdr[4] != 10 {
+		return fmt.Errorf("not a MySQL greeting (first byte %#x)", hdr[4])
+	}
+	return nil
 }
