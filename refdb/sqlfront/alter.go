@@ -230,7 +230,7 @@ func (t *Table) ModifyColumn(ctx *sql.Context, name string, col *sql.Column, ord
 			v := old[from]
 			if v == nil {
 				if !col.Nullable {
-					return nil, sql.ErrInsertIntoNonNullableProvidedNull.New(col.Name)
+					return nil, sqlErr(1138, "22004", "Invalid use of NULL value") // ER_INVALID_USE_OF_NULL
 				}
 			} else {
 				cv, inRange, err := col.Type.Convert(ctx, v)
@@ -238,7 +238,7 @@ func (t *Table) ModifyColumn(ctx *sql.Context, name string, col *sql.Column, ord
 					return nil, fmt.Errorf("column %s value %v: %w", col.Name, v, err)
 				}
 				if inRange == sql.OutOfRange {
-					return nil, sql.ErrValueOutOfRange.New(v, col.Name)
+					return nil, sqlErr(1264, "22003", fmt.Sprintf("Out of range value for column '%s'", col.Name)) // ER_WARN_DATA_OUT_OF_RANGE
 				}
 				v = cv
 			}
