@@ -40,6 +40,7 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 	user := fs.String("user", "admin", "MySQL user clients log in with")
 	password := fs.String("password", "", "password of --user (or set REFDB_PASSWORD)")
 	lockWait := fs.Duration("lock-wait-timeout", 0, "default row lock wait, as innodb_lock_wait_timeout (default 50s)")
+	commitTimeout := fs.Duration("commit-timeout", 0, "how long a commit waits for a storage write quorum before failing with error 1180 (default 10s)")
 	cacheMB := fs.Int64("cache-mb", 256, "row version cache size in MiB")
 	openTimeout := fs.Duration("open-timeout", 0, "bound on volume recovery at start (default 60s)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -100,7 +101,7 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 	return instance.Run(ctx, instance.Config{Role: *role, ID: *id, AZ: *az, MySQL: *mysqlAddr, Admin: *adminAddr,
 		WriterStream: *writerStream, Peers: peerList, Control: *control, Database: *database, Storage: storage, PGs: *pgs,
 		Secret: []byte(sec), Create: *create, User: *user, Password: pw, LockWaitTimeout: *lockWait,
-		CacheBytes: *cacheMB << 20, OpenTimeout: *openTimeout, Logger: log,
+		CacheBytes: *cacheMB << 20, OpenTimeout: *openTimeout, Logger: log, CommitTimeout: *commitTimeout,
 		// The first line on stdout is the address, so a launcher using port 0 learns it.
 		Ready: func(addr string) { fmt.Printf("listening %s\n", addr) }})
 }

@@ -52,6 +52,11 @@ type Config struct {
 	Logger      *slog.Logger
 	// Ready is called with the MySQL address once the instance serves.
 	Ready func(addr string)
+	// CommitTimeout bounds a commit's wait for a write quorum (volume.Config.CommitTimeout).
+	CommitTimeout time.Duration
+	// Crash carries out ALTER SYSTEM CRASH INSTANCE / NODE; the default kills this process
+	// with SIGKILL (no clean shutdown). Tests running instances in-process replace it.
+	Crash func(kind sqlfront.CrashKind)
 }
 
 // Instance is a running DB instance.
@@ -128,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 	eng, ro := i.eng, i.role == instanceapi.RoleReader
 	i.mu.Unlock()
 	fe, err := sqlfront.New(sqlfront.Config{Engine: eng, Listen: cfg.MySQL, User: cfg.User, Password: cfg.Password,
-		ReadOnly: ro, ServerID: cfg.ID, LockWaitTimeout: cfg.LockWaitTimeout, Logger: i.log, ReplicaStatus: i.replicaRows})
+		ReadOnly: ro, ServerID: cfg.ID, LockWaitTimeout: cfg.LockWaitTimeout, Logger: i.log, ReplicaStatus: i.replicaRows, System: i})
 	if err != nil {
 		return fmt.Errorf("instance %s: %w", cfg.ID, err)
 	}
@@ -173,7 +178,7 @@ func (i *Instance) openWriter(ctx context.Context, create bool, minEpoch uint64)
 	defer cancel()
 	bc := newBroadcaster()
 	vcfg := volume.Config{ID: i.cfg.ID, Nodes: i.cfg.Storage, PGs: i.cfg.PGs, Secret: i.cfg.Secret, Logger: i.log,
-		Epoch: minEpoch, OnDurable: bc.publish}
+		Epoch: minEpoch, OnDurable: bc.publish, CommitTimeout: i.cfg.CommitTimeout}
 	v, err := volume.Open(openCtx, vcfg)
 	if errors.Is(err, volume.ErrFenced) && minEpoch != 0 {
 		// Someone sealed minEpoch already: take the next epoch above everything seen.

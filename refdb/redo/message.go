@@ -23,10 +23,12 @@ const (
 	MsgReadResp                      // segment -> client
 	MsgStatus                        // anyone -> node: report every hosted segment
 	MsgStatusResp                    // node -> anyone: Status
+	MsgFault                         // writer -> node: fault injection (FaultSpec in Value; see fault.go)
+	MsgFaultResp                     // node -> writer: FaultState in Value
 	msgTypeEnd
 )
 
-var msgNames = [...]string{"?", "Append", "AppendAck", "Reject", "Seal", "SealResp", "Install", "InstallAck", "GossipReq", "GossipResp", "Read", "ReadResp", "Status", "StatusResp"}
+var msgNames = [...]string{"?", "Append", "AppendAck", "Reject", "Seal", "SealResp", "Install", "InstallAck", "GossipReq", "GossipResp", "Read", "ReadResp", "Status", "StatusResp", "Fault", "FaultResp"}
 
 func (t MsgType) String() string {
 	if int(t) < len(msgNames) {
@@ -47,9 +49,10 @@ const (
 	RejectIncomplete              // a read asked for more than the segment has completely
 	RejectBelowHorizon            // a read point older than the retained history window
 	RejectBadRequest              // malformed request
+	RejectDiskError               // an injected disk failure (ALTER SYSTEM SIMULATE … DISK FAILURE) failed the request
 )
 
-var rejectNames = [...]string{"none", "stale epoch", "need install", "rebuilding", "PG not hosted", "segment incomplete at read point", "read point below GC horizon", "bad request"}
+var rejectNames = [...]string{"none", "stale epoch", "need install", "rebuilding", "PG not hosted", "segment incomplete at read point", "read point below GC horizon", "bad request", "disk error (injected fault)"}
 
 func (c RejectCode) String() string {
 	if int(c) < len(rejectNames) {

@@ -232,6 +232,7 @@ type Link struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	out    *Outbox
+	conn   *Conn
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -267,7 +268,7 @@ func (l *Link) run(ctx context.Context) {
 		backoff = 20 * time.Millisecond
 		out := NewOutbox(c, 4096, l.log)
 		l.mu.Lock()
-		l.out = out
+		l.out, l.conn = out, c
 		l.mu.Unlock()
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		for {
@@ -280,7 +281,7 @@ func (l *Link) run(ctx context.Context) {
 		stop()
 		c.Close()
 		l.mu.Lock()
-		l.out = nil
+		l.out, l.conn = nil, nil
 		l.mu.Unlock()
 		out.Close()
 	}
@@ -292,6 +293,17 @@ func (l *Link) Send(m *redo.Message) bool {
 	out := l.out
 	l.mu.Unlock()
 	return out != nil && out.Send(m)
+}
+
+// Reset drops the current connection, if any, losing what is queued on it; the link then
+// reconnects on its own.
+func (l *Link) Reset() {
+	l.mu.Lock()
+	c := l.conn
+	l.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
 }
 
 // Close stops the link and waits for its goroutines.

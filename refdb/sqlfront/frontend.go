@@ -44,7 +44,9 @@ type Config struct {
 	LockWaitTimeout time.Duration
 	// ReplicaStatus lists the rows of information_schema.replica_host_status.
 	ReplicaStatus func() []ReplicaStatus
-	Logger        *slog.Logger
+	// System carries out ALTER SYSTEM (Aurora's fault injection) on a writer; nil refuses it.
+	System SystemHandler
+	Logger *slog.Logger
 }
 
 // ReplicaStatus is one row of information_schema.replica_host_status.
@@ -127,8 +129,10 @@ func New(cfg Config) (*Frontend, error) {
 	}
 	f.ln = &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}
 	ln = f.ln
-	srv, err := server.NewServer(server.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln, Version: Version},
-		f.gms, sql.NewContext, f.newSession, nil)
+	srv, err := server.NewServerWithHandler(server.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln, Version: Version},
+		f.gms, sql.NewContext, f.newSession, nil, func(h mysql.Handler) (mysql.Handler, error) {
+			return &systemHandler{Handler: h, fe: f}, nil
+		})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("sqlfront: server: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/dolthub/vitess/go/mysql"
 
 	"github.com/aurorabench/aurorabench/refdb/engine"
+	"github.com/aurorabench/aurorabench/refdb/volume"
 )
 
 // Session is a client connection's session. It owns the connection's engine transaction and
@@ -145,6 +146,10 @@ func (s *Session) CommitTransaction(ctx *sql.Context, tx sql.Transaction) error 
 		return nil // rolled back by a deadlock: nothing left to commit
 	}
 	if _, err := txn.Commit(ctx); err != nil {
+		if errors.Is(err, volume.ErrUnavailable) {
+			// The outcome is unknown: the writer keeps retransmitting the batch.
+			return sqlErr(erErrorDuringCommit, "HY000", fmt.Sprintf("Got error 5 - 'storage unavailable, the commit outcome is unknown: %s' during COMMIT", oneLine(err)))
+		}
 		return toSQLError(err)
 	}
 	return nil
@@ -275,6 +280,8 @@ func toSQLError(err error) error {
 		return sqlErr(mysql.ERLockWaitTimeout, "HY000", engine.ErrLockWaitTimeout.Error())
 	case errors.Is(err, engine.ErrTableDefChanged):
 		return sqlErr(erTableDefChanged, "HY000", engine.ErrTableDefChanged.Error())
+	case errors.Is(err, volume.ErrUnavailable):
+		return sqlErr(erGetErrno, "HY000", fmt.Sprintf("Got error 5 - 'storage unavailable: %s' from storage engine", oneLine(err)))
 	}
 	var se *mysql.SQLError
 	if errors.As(err, &se) {
@@ -285,3 +292,6 @@ func toSQLError(err error) error {
 
 // erTableDefChanged is MySQL's ER_TABLE_DEF_CHANGED.
 const erTableDefChanged = 1412
+
+// oneLine renders err on one line (joined errors are separated by newlines).
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }

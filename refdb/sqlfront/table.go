@@ -450,7 +450,7 @@ func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 		kv, ok := r.it.Next()
 		if !ok {
 			if err := r.it.Err(); err != nil {
-				return nil, fmt.Errorf("scan %s: %w", r.t.m.def.Name, err)
+				return nil, toSQLError(fmt.Errorf("scan %s: %w", r.t.m.def.Name, err))
 			}
 			r.it = nil
 			continue

@@ -48,6 +48,9 @@ type Server struct {
 	inbound map[string]*rpc.Outbox
 	links   map[string]*rpc.Link
 	conns   map[net.Conn]bool
+
+	faults  faultSet
+	stopped chan struct{} // closed when Run is stopping: cuts injected delays short
 }
 
 // NewServer opens the data folder, restores the node from its log and listens.
@@ -88,7 +91,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		log.Warn("corrupt log entries dropped; peers will refill them", "corrupt", rep.Corrupt)
 	}
 	return &Server{cfg: cfg, log: log, ln: ln, wal: wal, Load: rep, core: core, kick: make(chan struct{}, 1),
-		inbound: map[string]*rpc.Outbox{}, links: map[string]*rpc.Link{}, conns: map[net.Conn]bool{}}, nil
+		inbound: map[string]*rpc.Outbox{}, links: map[string]*rpc.Link{}, conns: map[net.Conn]bool{}, stopped: make(chan struct{})}, nil
 }
 
 // Addr is the listening address.
@@ -111,6 +114,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	go func() { defer wg.Done(); s.tickLoop(ctx) }()
 	<-ctx.Done()
+	close(s.stopped)
 	s.ln.Close()
 	s.routeMu.Lock()
 	for c := range s.conns {
@@ -203,9 +207,55 @@ func (s *Server) serveConn(nc net.Conn) {
 			return
 		}
 		m.From = c.PeerID // the authenticated identity, whatever the frame claims
+		if m.Type == redo.MsgFault {
+			out.Send(s.handleFault(m))
+			continue
+		}
+		if diskRequest(m.Type) {
+			fail, delay := s.faults.decide(m.PG, time.Now())
+			if fail {
+				if m.Type != redo.MsgGossipResp {
+					out.Send(&redo.Message{Type: redo.MsgReject, From: s.cfg.ID, To: m.From, ReqID: m.ReqID, PG: m.PG,
+						Code: redo.RejectDiskError, Limit: uint32(m.Type), Err: "injected disk failure"})
+				}
+				continue
+			}
+			if delay > 0 {
+				// A congested disk serves its queue in order: later requests on this
+				// connection wait behind this one.
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-s.stopped:
+					t.Stop()
+					return
+				}
+			}
+		}
 		s.step(m)
 	}
 }
+
+// handleFault applies a fault-injection request and answers with the node's fault state.
+// The connection is already authenticated with the cluster secret.
+func (s *Server) handleFault(m *redo.Message) *redo.Message {
+	r := &redo.Message{Type: redo.MsgFaultResp, From: s.cfg.ID, To: m.From, ReqID: m.ReqID}
+	spec, err := redo.DecodeFault(m.Value)
+	if err != nil {
+		s.log.Warn("bad fault request", "peer", m.From, "err", err)
+		return &redo.Message{Type: redo.MsgReject, From: s.cfg.ID, To: m.From, ReqID: m.ReqID, Code: redo.RejectBadRequest,
+			Limit: uint32(redo.MsgFault), Err: err.Error()}
+	}
+	st := s.faults.apply(spec, time.Now())
+	if spec.Kind != redo.FaultQuery {
+		s.log.Warn("fault injected", "by", m.From, "fault", spec.String(), "active", len(st.Active))
+	}
+	r.Value = redo.AppendFaultState(nil, &st)
+	return r
+}
+
+// Faults reports the injected faults still active and the requests they failed or delayed.
+func (s *Server) Faults() redo.FaultState { return s.faults.state(time.Now()) }
 
 func (s *Server) step(m *redo.Message) {
 	s.mu.Lock()

@@ -30,7 +30,11 @@ type Config struct {
 	Tick        time.Duration
 	// ReadTimeout bounds one attempt of a read on one segment before trying the next.
 	ReadTimeout time.Duration
-	Logger      *slog.Logger
+	// CommitTimeout bounds how long a commit waits for a write quorum (default 10s; negative:
+	// only the caller's context). A commit that times out fails with ErrUnavailable; its
+	// outcome is unknown (the writer keeps retransmitting it, so it may still become durable).
+	CommitTimeout time.Duration
+	Logger        *slog.Logger
 	// ReadOnly opens the volume for a read replica: no recovery, no epoch installed, no
 	// commits. Reads go to storage at the read point set by SetReadPoint (from the writer's
 	// stream); until one is set there is nothing to read.
@@ -95,6 +99,9 @@ func Open(ctx context.Context, cfg Config) (*Volume, error) {
 	}
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = 1 << 16
+	}
+	if cfg.CommitTimeout == 0 {
+		cfg.CommitTimeout = 10 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -193,7 +200,7 @@ func (v *Volume) onMessage(m *redo.Message) {
 			v.core.Step(m)
 			out = v.core.Ready()
 		}
-	case m.Type == redo.MsgStatusResp:
+	case m.Type == redo.MsgStatusResp || m.Type == redo.MsgFaultResp || (m.Type == redo.MsgReject && redo.MsgType(m.Limit) == redo.MsgFault):
 		if ch := v.statuses[m.ReqID]; ch != nil {
 			delete(v.statuses, m.ReqID)
 			ch <- m
@@ -266,6 +273,11 @@ func (v *Volume) tickLoop(ctx context.Context) {
 // record up to it is on a write quorum of its PG. No lock is held while waiting, so many commits
 // are in flight at once and share appends and fsyncs (group commit).
 func (v *Volume) Commit(ctx context.Context, ops []Op) (redo.LSN, error) {
+	if v.cfg.CommitTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, v.cfg.CommitTimeout)
+		defer cancel()
+	}
 	var lsn redo.LSN
 	var done chan struct{}
 	for {
@@ -562,6 +574,69 @@ func (v *Volume) NodeStatus(ctx context.Context, node string) ([]redo.SegStatus,
 		return m.Status, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("node status %s: %w", node, ctx.Err())
+	}
+}
+
+// InjectFault sends a fault-injection request to one storage node (by id) and returns the
+// node's fault state after applying it (redo.FaultQuery only reports).
+func (v *Volume) InjectFault(ctx context.Context, node string, spec redo.FaultSpec) (redo.FaultState, error) {
+	if err := spec.Validate(); err != nil {
+		return redo.FaultState{}, fmt.Errorf("inject fault on %s: %w", node, err)
+	}
+	l := v.links[node]
+	if l == nil {
+		return redo.FaultState{}, fmt.Errorf("inject fault: unknown node %q", node)
+	}
+	v.mu.Lock()
+	v.reqID++
+	id := v.reqID
+	ch := make(chan *redo.Message, 1)
+	v.statuses[id] = ch
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		delete(v.statuses, id)
+		v.mu.Unlock()
+	}()
+	m := &redo.Message{Type: redo.MsgFault, From: v.cfg.ID, To: node, ReqID: id, Value: redo.AppendFault(nil, &spec)}
+	for !l.Send(m) {
+		// Links connect in the background (right after Open, or after a node restart).
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return redo.FaultState{}, fmt.Errorf("inject fault on %s: %w: not connected: %w", node, ErrUnavailable, ctx.Err())
+		}
+	}
+	select {
+	case r := <-ch:
+		if r.Type == redo.MsgReject {
+			return redo.FaultState{}, fmt.Errorf("inject fault on %s: refused: %s", node, r.Err)
+		}
+		st, err := redo.DecodeFaultState(r.Value)
+		if err != nil {
+			return redo.FaultState{}, fmt.Errorf("inject fault on %s: %w", node, err)
+		}
+		return st, nil
+	case <-ctx.Done():
+		return redo.FaultState{}, fmt.Errorf("inject fault on %s: %w", node, ctx.Err())
+	}
+}
+
+// Nodes lists the volume's storage nodes in layout order (NODE index i of ALTER SYSTEM is
+// Nodes()[i]).
+func (v *Volume) Nodes() []redo.Peer { return append([]redo.Peer(nil), v.cfg.Nodes...) }
+
+// PGs is the number of protection groups.
+func (v *Volume) PGs() int { return v.layout.PGs() }
+
+// ResetLinks drops every connection to the storage nodes and lets them reconnect, losing
+// whatever was queued or in flight on them (Aurora's ALTER SYSTEM CRASH DISPATCHER): the
+// writer retransmits, so no acknowledged commit is lost and in-flight commits complete late.
+func (v *Volume) ResetLinks() {
+	for _, l := range v.links {
+		l.Reset()
 	}
 }
 
