@@ -445,9 +445,13 @@ func (l *link) serve(pc *pconn) {
 }
 
 type chunk struct {
-	b   []byte
+	buf *[]byte // from bufs; the bytes are (*buf)[:n]
+	n   int
 	due time.Time
 }
+
+// bufs recycles chunk buffers: every read would otherwise allocate one.
+var bufs = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
 // pipe copies src to dst through a delay line: a reader goroutine stamps each chunk with
 // its delivery time and queues it (bounded); this goroutine delivers it once due and the
@@ -463,8 +467,11 @@ func (l *link) pipe(ctx context.Context, pc *pconn, src, dst net.Conn) {
 		defer close(q)
 		var last time.Time
 		for {
-			buf := make([]byte, chunkSize)
-			k, err := src.Read(buf)
+			buf := bufs.Get().(*[]byte)
+			k, err := src.Read(*buf)
+			if k == 0 {
+				bufs.Put(buf)
+			}
 			if k > 0 {
 				st, _ := l.state()
 				due := time.Now().Add(st.sample())
@@ -473,7 +480,7 @@ func (l *link) pipe(ctx context.Context, pc *pconn, src, dst net.Conn) {
 				}
 				last = due
 				select {
-				case q <- chunk{b: buf[:k], due: due}:
+				case q <- chunk{buf: buf, n: k, due: due}:
 				case <-stop:
 					return
 				}
@@ -516,7 +523,9 @@ func (l *link) pipe(ctx context.Context, pc *pconn, src, dst net.Conn) {
 			pc.close(true)
 			return
 		}
-		if _, err := dst.Write(c.b); err != nil {
+		_, err = dst.Write((*c.buf)[:c.n])
+		bufs.Put(c.buf)
+		if err != nil {
 			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
 				l.net.log.Debug("link write", "link", l.info.String(), "err", err)
 			}
