@@ -4,19 +4,27 @@
 // with what the cluster was going through.
 //
 // A nemesis is named "<action>-<selector>" (kill-writer, pause-storage,
-// kill-az-az1, pause-minority...) or "failover" (a planned failover), and
-// several can be combined with commas: each interval one is picked at
-// random from the seed. Every fault is healed before the run's final reads.
+// kill-az-az1, pause-minority...), a network fault (partition-az-az1,
+// partition-writer-storage, latency-all...; see netFaults) or "failover" (a
+// planned failover), and several can be combined with commas: each interval
+// one is picked at random from the seed. Every fault is healed before the
+// run's final reads.
+//
+// Network faults act on the per-link TCP proxies (chaos/netem) that every
+// inter-node connection of a local target goes through when the target was
+// started with a network (targets.Options.Network); they need no root.
 package chaos
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/aurorabench/aurorabench/chaos/netem"
 	"github.com/aurorabench/aurorabench/history"
 	"github.com/aurorabench/aurorabench/targets"
 )
@@ -37,6 +45,25 @@ var selectors = map[string]string{
 	"az-NAME":  "every node in availability zone NAME (e.g. az-az1)",
 }
 
+// netFaults are the network faults, by action and selector. A partition
+// cuts links in both directions (Schedule.PartitionMode says how); latency
+// delays every byte on a link by Schedule.Latency ± Schedule.Jitter.
+var netFaults = map[string]map[string]string{
+	"partition": {
+		"az-NAME":         "cut every link between availability zone NAME and the rest (e.g. partition-az-az1)",
+		"writer-storage":  "cut the links between the current writer and every storage node",
+		"writer-replicas": "cut the links between the current writer and every replica (reader)",
+		"halves":          "split the nodes into two random halves that cannot reach each other",
+		"bridge":          "two random halves plus one node that reaches both (Jepsen's bridge)",
+	},
+	"latency": {
+		"all":     "delay every link",
+		"writer":  "delay the links to and from the current writer",
+		"storage": "delay the links to and from storage nodes",
+		"az-NAME": "delay every link between availability zone NAME and the rest",
+	},
+}
+
 // Names lists the nemesis names for --help ("none" first).
 func Names() []string {
 	ns := []string{"none", "failover"}
@@ -46,21 +73,68 @@ func Names() []string {
 			rest = append(rest, a+"-"+s)
 		}
 	}
+	for a, sels := range netFaults {
+		for s := range sels {
+			rest = append(rest, a+"-"+s)
+		}
+	}
 	sort.Strings(rest)
 	return append(ns, rest...)
 }
 
-// Schedule says when faults happen.
+// Describe is one line per nemesis name pattern, for --help.
+func Describe() []string {
+	out := []string{"failover: a planned failover (switchover) of the writer"}
+	var rest []string
+	for a, d := range actions {
+		for s, sd := range selectors {
+			rest = append(rest, fmt.Sprintf("%s-%s: %s; %s", a, s, sd, d))
+		}
+	}
+	for a, sels := range netFaults {
+		for s, d := range sels {
+			rest = append(rest, fmt.Sprintf("%s-%s: %s", a, s, d))
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
+}
+
+// Schedule says when faults happen and how network faults behave.
 type Schedule struct {
 	Interval time.Duration // between the end of one fault and the start of the next
 	Duration time.Duration // how long a fault lasts
 	Seed     int64
+	// Latency and Jitter shape the latency faults (defaults 50ms and 25ms).
+	Latency, Jitter time.Duration
+	// PartitionMode is how a partition cuts a link (default netem.Drop: connections
+	// stall; netem.Reset: they are reset).
+	PartitionMode netem.Mode
+}
+
+// Default network fault settings.
+const (
+	DefaultLatency = 50 * time.Millisecond
+	DefaultJitter  = 25 * time.Millisecond
+)
+
+// NeedsNetwork reports whether any of the comma-separated nemesis names is a
+// network fault, which needs a target started with a netem.Network.
+func NeedsNetwork(names string) bool {
+	for _, n := range strings.Split(names, ",") {
+		if sp, err := parse(strings.TrimSpace(n)); err == nil && sp.network() {
+			return true
+		}
+	}
+	return false
 }
 
 // spec is one parsed nemesis name.
 type spec struct {
 	name, action, selector string
 }
+
+func (s spec) network() bool { return netFaults[s.action] != nil }
 
 func parse(name string) (spec, error) {
 	if name == "failover" {
@@ -70,8 +144,19 @@ func parse(name string) (spec, error) {
 	if !ok {
 		return spec{}, fmt.Errorf("unknown nemesis %q", name)
 	}
+	if sels := netFaults[action]; sels != nil {
+		if _, ok := sels[sel]; !ok && !(strings.HasPrefix(sel, "az-") && len(sel) > 3) {
+			var known []string
+			for s := range sels {
+				known = append(known, s)
+			}
+			sort.Strings(known)
+			return spec{}, fmt.Errorf("unknown nemesis %q: %s selector must be one of %s", name, action, strings.Join(known, ", "))
+		}
+		return spec{name: name, action: action, selector: sel}, nil
+	}
 	if _, ok := actions[action]; !ok {
-		return spec{}, fmt.Errorf("unknown nemesis %q: action must be kill or pause", name)
+		return spec{}, fmt.Errorf("unknown nemesis %q: action must be kill, pause, partition or latency", name)
 	}
 	if _, ok := selectors[sel]; !ok && !(strings.HasPrefix(sel, "az-") && len(sel) > 3) {
 		return spec{}, fmt.Errorf("unknown nemesis %q: selector must be writer, reader, storage, random, minority or az-NAME", name)
@@ -84,6 +169,7 @@ func parse(name string) (spec, error) {
 type Nemesis struct {
 	specs    []spec
 	target   targets.Target
+	net      *netem.Network // nil unless a network fault is among specs
 	schedule Schedule
 	rng      *rand.Rand
 }
@@ -105,10 +191,28 @@ func New(names string, t targets.Target, s Schedule) (*Nemesis, error) {
 	if s.Interval <= 0 || s.Duration <= 0 {
 		return nil, fmt.Errorf("nemesis interval and duration must be positive")
 	}
+	if s.Latency == 0 && s.Jitter == 0 {
+		s.Latency, s.Jitter = DefaultLatency, DefaultJitter
+	}
+	if s.Latency < 0 || s.Jitter < 0 {
+		return nil, fmt.Errorf("latency and jitter must not be negative")
+	}
+	if s.PartitionMode == 0 {
+		s.PartitionMode = netem.Drop
+	}
 	if t != nil && len(t.Nodes()) == 0 {
 		return nil, fmt.Errorf("nemesis %s needs a local target with processes to act on (%s has none)", names, t.Name())
 	}
-	return &Nemesis{specs: specs, target: t, schedule: s, rng: rand.New(rand.NewPCG(uint64(s.Seed), 99))}, nil
+	n := &Nemesis{specs: specs, target: t, schedule: s, rng: rand.New(rand.NewPCG(uint64(s.Seed), 99))}
+	for _, sp := range specs {
+		if !sp.network() || t == nil {
+			continue
+		}
+		if n.net = targets.NetworkOf(t); n.net == nil {
+			return nil, fmt.Errorf("nemesis %s needs a local target started with per-link proxies (refdb, mariadb or postgres; %s has none)", sp.name, t.Name())
+		}
+	}
+	return n, nil
 }
 
 // Run injects faults until ctx ends, then heals and returns.
@@ -201,6 +305,9 @@ func (n *Nemesis) inject(ctx context.Context, sp spec, clock func() int64, rec f
 		}
 		rec(op)
 	}
+	if sp.network() {
+		return n.injectNet(ctx, sp, event)
+	}
 	if sp.action == "failover" {
 		t0 := time.Now()
 		event("start-failover", "", map[string]any{"fault": "planned failover", "role": "writer"}, nil)
@@ -278,4 +385,136 @@ func (n *Nemesis) inject(ctx context.Context, sp spec, clock func() int64, rec f
 	note(healErr)
 	note(<-failoverDone)
 	return firstErr
+}
+
+// injectNet cuts or slows the links a network fault selects, holds the fault
+// for the schedule's duration, then heals every link.
+func (n *Nemesis) injectNet(ctx context.Context, sp spec, event func(f, node string, v any, err error)) error {
+	nodes := n.target.Nodes()
+	role := map[string]targets.Role{}
+	var ids []string
+	writer := ""
+	for _, x := range nodes {
+		r := x.Role()
+		role[x.ID()] = r
+		ids = append(ids, x.ID())
+		if r == targets.RoleWriter {
+			writer = x.ID()
+		}
+	}
+	sort.Strings(ids)
+	is := func(r targets.Role) func(netem.NodeRef) bool {
+		return func(x netem.NodeRef) bool { return role[x.ID] == r }
+	}
+	isWriter := func(x netem.NodeRef) bool { return writer != "" && x.ID == writer }
+	between := func(a, b func(netem.NodeRef) bool) netem.Pred {
+		return func(from, to netem.NodeRef) bool { return a(from) && b(to) || b(from) && a(to) }
+	}
+	// apart cuts links between two groups of node ids.
+	apart := func(a, b []string) netem.Pred {
+		in := func(g []string) func(netem.NodeRef) bool {
+			return func(x netem.NodeRef) bool { return slices.Contains(g, x.ID) }
+		}
+		return between(in(a), in(b))
+	}
+	desc := map[string]any{"fault": sp.name}
+	var pred netem.Pred
+	label := ""
+	skip := ""
+	switch sel := sp.selector; {
+	case strings.HasPrefix(sel, "az-"):
+		az := sel[3:]
+		inAZ := func(x netem.NodeRef) bool { return x.AZ == az }
+		pred = between(inAZ, func(x netem.NodeRef) bool { return !inAZ(x) })
+		var members []string
+		for _, x := range nodes {
+			if x.AZ() == az {
+				members = append(members, x.ID())
+			}
+		}
+		sort.Strings(members)
+		label, desc["az"], desc["nodes"] = az, az, members
+	case sel == "writer-storage", sel == "writer-replicas", sel == "writer":
+		if writer == "" {
+			skip = "no writer"
+			break
+		}
+		switch sel {
+		case "writer-storage":
+			pred = between(isWriter, is(targets.RoleStorage))
+		case "writer-replicas":
+			pred = between(isWriter, is(targets.RoleReader))
+		default:
+			pred = func(from, to netem.NodeRef) bool { return isWriter(from) || isWriter(to) }
+		}
+		label, desc["nodes"] = writer, []string{writer}
+	case sel == "storage":
+		pred = func(from, to netem.NodeRef) bool { return is(targets.RoleStorage)(from) || is(targets.RoleStorage)(to) }
+		label = "storage"
+	case sel == "all":
+		pred = func(netem.NodeRef, netem.NodeRef) bool { return true }
+		label = "all"
+	case sel == "halves", sel == "bridge":
+		perm := n.rng.Perm(len(ids))
+		shuffled := make([]string, len(ids))
+		for i, j := range perm {
+			shuffled[i] = ids[j]
+		}
+		k := len(shuffled) / 2
+		a, b := shuffled[:k], shuffled[k:]
+		if sel == "bridge" && len(b) > 1 {
+			desc["bridge"] = b[0]
+			b = b[1:]
+		}
+		a, b = sorted(a), sorted(b)
+		pred = apart(a, b)
+		desc["sides"] = [][]string{a, b}
+		label = strings.Join(a, ",") + "|" + strings.Join(b, ",")
+	}
+	var links []netem.LinkInfo
+	if skip == "" {
+		// Check the selection before acting: a fault that matches no link is skipped.
+		for _, l := range n.net.Links() {
+			if pred(l.From, l.To) {
+				links = append(links, l)
+			}
+		}
+		if len(links) == 0 {
+			skip = "no link matches " + sp.selector
+		}
+	}
+	if skip != "" {
+		event("skip-"+sp.action, "", map[string]any{"fault": sp.name, "reason": skip}, nil)
+		return nil
+	}
+	if sp.action == "partition" {
+		links = n.net.Cut(pred, n.schedule.PartitionMode)
+		desc["mode"] = n.schedule.PartitionMode.String()
+	} else {
+		links = n.net.Slow(pred, n.schedule.Latency, n.schedule.Jitter)
+		desc["delay_ms"] = n.schedule.Latency.Milliseconds()
+		desc["jitter_ms"] = n.schedule.Jitter.Milliseconds()
+	}
+	names := make([]string, len(links))
+	for i, l := range links {
+		names[i] = l.String()
+		// A writer cut off from storage cannot commit: the failover-time checker measures
+		// how long until writes succeed again.
+		if sp.action == "partition" && (isWriter(l.From) && role[l.To.ID] == targets.RoleStorage ||
+			isWriter(l.To) && role[l.From.ID] == targets.RoleStorage) {
+			desc["role"] = "writer"
+		}
+	}
+	desc["links"] = names
+	event("start-"+sp.action, label, desc, nil)
+	sleep(ctx, n.schedule.Duration)
+	n.net.Heal()
+	event("stop-"+sp.action, label, nil, nil)
+	return nil
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
 }

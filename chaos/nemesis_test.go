@@ -8,7 +8,9 @@ import (
 
 func TestParseNames(t *testing.T) {
 	s := Schedule{Interval: time.Second, Duration: time.Second}
-	for _, ok := range []string{"none", "kill-writer", "pause-storage", "kill-az-az1", "pause-minority", "failover", "kill-writer,pause-reader"} {
+	for _, ok := range []string{"none", "kill-writer", "pause-storage", "kill-az-az1", "pause-minority", "failover", "kill-writer,pause-reader",
+		"partition-az-az1", "partition-writer-storage", "partition-writer-replicas", "partition-halves", "partition-bridge",
+		"latency-all", "latency-storage", "latency-writer", "latency-az-az2", "kill-writer,partition-halves"} {
 		if _, err := New(ok, nil, s); err != nil {
 			t.Errorf("%s rejected: %v", ok, err)
 		}

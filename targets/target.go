@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/aurorabench/aurorabench/chaos/netem"
 )
 
 // Dialect is the SQL dialect and wire protocol of a target.
@@ -88,6 +90,24 @@ type Options struct {
 	PortBase int
 	// Log receives progress lines (nil = quiet).
 	Log func(format string, args ...any)
+	// Network, when set, carries every inter-node connection of the target (replication,
+	// storage traffic) through its own per-link proxy, so network faults can act on it.
+	// The caller owns it and closes it after the target. Nil = nodes connect directly.
+	Network *netem.Network
+}
+
+// Networked is a target whose inter-node connections go through per-link proxies.
+// Network is nil when the target was started without one.
+type Networked interface {
+	Network() *netem.Network
+}
+
+// NetworkOf returns the target's network, or nil.
+func NetworkOf(t Target) *netem.Network {
+	if n, ok := t.(Networked); ok {
+		return n.Network()
+	}
+	return nil
 }
 
 // Writer returns the current writer node, or nil.

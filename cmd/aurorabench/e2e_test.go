@@ -69,7 +69,9 @@ func TestWorkloadsOnPeers(t *testing.T) {
 	}
 }
 
-func runChecked(t *testing.T, tgt targets.Target, workload, nemesis string, d time.Duration, mustBeValid bool) {
+// runChecked runs a workload with a nemesis on tgt, checks the results folder, and
+// returns it.
+func runChecked(t *testing.T, tgt targets.Target, workload, nemesis string, d time.Duration, mustBeValid bool) string {
 	t.Helper()
 	dir := t.TempDir()
 	wl, err := workloads.New(workload, workloads.Params{Tables: 2, TableSize: 1000})
@@ -107,11 +109,13 @@ func runChecked(t *testing.T, tgt targets.Target, workload, nemesis string, d ti
 		}
 	}
 	if nemesis != "none" {
+		action, _, _ := strings.Cut(nemesis, "-")
 		b, _ := os.ReadFile(filepath.Join(dir, "history.jsonl"))
-		if !strings.Contains(string(b), `"start-kill"`) || !strings.Contains(string(b), `"stop-kill"`) {
+		if !strings.Contains(string(b), `"start-`+action+`"`) || !strings.Contains(string(b), `"stop-`+action+`"`) {
 			t.Errorf("no fault recorded in the history of a %s run", nemesis)
 		}
 	}
+	return dir
 }
 
 func lastLine(s string) string {

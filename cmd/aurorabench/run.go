@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/aurorabench/aurorabench/chaos"
+	"github.com/aurorabench/aurorabench/chaos/netem"
 	"github.com/aurorabench/aurorabench/checker"
 	"github.com/aurorabench/aurorabench/history"
 	"github.com/aurorabench/aurorabench/report"
@@ -40,6 +42,7 @@ type runFlags struct {
 	tables, tableSize, keys        int
 	progress                       string
 	suite                          string
+	netMode, partitionMode         string
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -51,7 +54,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	fs.StringVar(&f.suite, "suite", "", "run a fixed suite of workload/nemesis cases instead of one run ("+strings.Join(suiteNames(), ", ")+"); --time applies to each case")
 	fs.StringVar(&f.progress, "progress", "auto", "live progress line: auto (when stdout is a terminal), always, never")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: aurorabench run [flags]\n\nRuns a workload against a target, checks the history and writes a results folder.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(stderr, "Usage: aurorabench run [flags]\n\nRuns a workload against a target, checks the history and writes a results folder.\n\nFlags:\n%s\nNemeses (--nemesis, comma-separated to mix):\n  %s\n", fs.FlagUsages(), strings.Join(chaos.Describe(), "\n  "))
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -90,7 +93,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	}
 
 	slog.Info("starting target", "target", targetLabel(f.target), "replicas", f.replicas)
-	tgt, err := openTarget(ctx, f.target, targets.Options{Replicas: f.replicas, Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }})
+	opts := targets.Options{Replicas: f.replicas, Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }}
+	if needsNetwork(f) {
+		// Every inter-node connection of the target goes through a link proxy of this
+		// network; it outlives the target, whose processes dial it until they stop.
+		opts.Network = netem.New(slog.Default())
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := opts.Network.Close(cctx); err != nil {
+				slog.Warn("stopping link proxies", "err", err)
+			}
+		}()
+	}
+	tgt, err := openTarget(ctx, f.target, opts)
 	if err != nil {
 		return exitUsage, usageError{fmt.Errorf("target %s: %w", targetLabel(f.target), err)}
 	}
@@ -260,6 +276,20 @@ func targetLabel(t string) string {
 		return "dsn-" + t[:i]
 	}
 	return t
+}
+
+// needsNetwork reports whether the run (or any case of its suite) injects
+// network faults, so the target must be started with link proxies.
+func needsNetwork(f runFlags) bool {
+	if f.suite == "" {
+		return chaos.NeedsNetwork(f.nemesis)
+	}
+	for _, c := range suites[f.suite] {
+		if chaos.NeedsNetwork(c.nemesis) {
+			return true
+		}
+	}
+	return false
 }
 
 func openTarget(ctx context.Context, name string, opts targets.Options) (targets.Target, error) {
@@ -464,6 +494,10 @@ func addWorkloadFlags(fs *pflag.FlagSet, f *runFlags) {
 	fs.IntVar(&f.keys, "keys", 0, "register: keys in use at once (default 4); bank: accounts (default 8)")
 	fs.DurationVar(&nemesisSchedule.Interval, "nemesis-interval", nemesisSchedule.Interval, "time between faults")
 	fs.DurationVar(&nemesisSchedule.Duration, "nemesis-duration", nemesisSchedule.Duration, "how long each fault lasts")
+	fs.DurationVar(&nemesisSchedule.Latency, "latency", chaos.DefaultLatency, "latency nemeses: delay added to each link, each way")
+	fs.DurationVar(&nemesisSchedule.Jitter, "jitter", chaos.DefaultJitter, "latency nemeses: the delay varies uniformly by ± this much")
+	fs.StringVar(&f.partitionMode, "partition-mode", "drop", "partition nemeses: drop (connections on a cut link stall, new ones hang, as with iptables DROP) or reset (they are reset, as with REJECT tcp-reset)")
+	fs.StringVar(&f.netMode, "net", "proxy", "how network faults are made: proxy (per-link TCP proxies on 127.0.0.1, no root needed; set up only when a network nemesis is asked for)")
 }
 
 // validate checks the shared flags and builds the workload.
@@ -484,6 +518,19 @@ func (f *runFlags) validate() (workloads.Workload, workloads.Params, error) {
 	}
 	if f.replicas < 0 || f.replicas > 15 {
 		return nil, params, usagef("--replicas must be between 0 and 15, got %d", f.replicas)
+	}
+	switch f.netMode {
+	case "proxy":
+	case "iptables":
+		return nil, params, usagef("--net iptables is not implemented; use --net proxy (per-link TCP proxies, no root needed)")
+	default:
+		return nil, params, usagef("--net must be proxy, got %q", f.netMode)
+	}
+	if nemesisSchedule.PartitionMode, err = netem.ParseMode(f.partitionMode); err != nil {
+		return nil, params, usagef("--partition-mode: %v", err)
+	}
+	if nemesisSchedule.Latency < 0 || nemesisSchedule.Jitter < 0 {
+		return nil, params, usagef("--latency and --jitter must not be negative")
 	}
 	if _, err := newNemesis(f.nemesis, nil, 0); err != nil {
 		return nil, params, usageError{err}

@@ -36,6 +36,8 @@ var suites = map[string][]suiteCase{
 		{"bank", "kill-storage"},
 		{"set", "pause-writer"},
 		{"register", "kill-minority"},
+		// A network partition (per-link proxies): the writer's AZ cut off from the rest.
+		{"register", "partition-az-az1"},
 		{"set", "kill-writer,pause-reader"},
 	},
 }

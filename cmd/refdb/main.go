@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -83,6 +84,7 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	secretFile := fs.String("secret-file", "", "file holding the cluster secret")
 	tick := fs.Duration("tick", 0, "period of background work: gossip, GC (default 50ms)")
 	gcWindow := fs.Uint64("gc-window", 1<<20, "LSNs below the VDL whose versions stay readable (Backtrack window)")
+	peerAddrs := fs.String("peer-addrs", "", "how this node dials its peers, overriding the addresses the volume gives: id=host:port, comma-separated (per-link proxies)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -97,7 +99,10 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	peers, err := parsePeerAddrs(*peerAddrs)
 	switch {
+	case err != nil:
+		return fmt.Errorf("%w: --peer-addrs: %w", errUsage, err)
 	case *id == "":
 		return fmt.Errorf("%w: --id is required", errUsage)
 	case *data == "":
@@ -111,7 +116,7 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("az", *az)
 	srv, err := storage.NewServer(storage.ServerConfig{ID: *id, AZ: *az, Dir: *data, Listen: *listen, Secret: []byte(sec),
-		Tick: *tick, GCWindow: redo.LSN(*gcWindow), Logger: log})
+		Tick: *tick, GCWindow: redo.LSN(*gcWindow), PeerAddrs: peers, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -138,4 +143,26 @@ func resolveSecret(secret, secretFile string) (string, error) {
 		secret = os.Getenv("REFDB_SECRET")
 	}
 	return secret, nil
+}
+
+// parsePeerAddrs parses "s2=127.0.0.1:7002,s3=127.0.0.1:7003" ("" is none).
+func parsePeerAddrs(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("%q: want id=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%q: %w", part, err)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("%s given twice", id)
+		}
+		out[id] = addr
+	}
+	return out, nil
 }

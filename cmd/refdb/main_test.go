@@ -18,6 +18,9 @@ func TestUsageErrors(t *testing.T) {
 		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--bogus"},
 		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "extra"},
 		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--log-level", "loud"},
+		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--peer-addrs", "s2"},
+		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--peer-addrs", "s2=nohostport"},
+		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--peer-addrs", "s2=127.0.0.1:1,s2=127.0.0.1:2"},
 	}
 	t.Setenv("REFDB_SECRET", "")
 	for _, args := range cases {

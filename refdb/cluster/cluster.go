@@ -49,6 +49,23 @@ type Config struct {
 	// StartTimeout bounds the wait for each process to serve (default 60s).
 	StartTimeout time.Duration
 	Log          *slog.Logger
+	// Link, when set, maps the address process from dials to reach process to (addr, to's
+	// own address) to the address it must dial instead: a per-link proxy that a fault
+	// injector owns (chaos/netem). It is asked for every inter-node connection the cluster
+	// makes: instance -> storage (the instance's --storage), storage -> storage gossip (the
+	// storage node's --peer-addrs) and instance -> instance admin (a reader's --peers, which
+	// carry the replica stream). The mapped addresses go into the command lines, which
+	// cluster.json keeps, so processes the control plane restarts use them too. The control
+	// plane's heartbeats, the endpoints and clients dial directly; and with Link set the
+	// instances get no --control (it reports real addresses, which would bypass the links):
+	// a reader finds the writer among its --peers. Readers added later through the admin API
+	// dial directly.
+	Link func(from, to LinkEnd, addr string) (string, error)
+}
+
+// LinkEnd is one end of an inter-node connection (see Config.Link).
+type LinkEnd struct {
+	ID, AZ string
 }
 
 // NoReaders asks for a cluster with only the writer.
@@ -115,9 +132,14 @@ func WithRole(args []string, role string) []string {
 	return append(out, "--role", role)
 }
 
-// StorageArgs is the `refdb storage` command line.
-func StorageArgs(bin, id, az, dataDir, listen, secretFile string) []string {
-	return []string{bin, "storage", "--id", id, "--az", az, "--data", dataDir, "--listen", listen, "--secret-file", secretFile}
+// StorageArgs is the `refdb storage` command line. peerAddrs (id=addr, may be empty)
+// overrides how the node dials each peer (otherwise as the volume's Install told it).
+func StorageArgs(bin, id, az, dataDir, listen, secretFile string, peerAddrs []string) []string {
+	args := []string{bin, "storage", "--id", id, "--az", az, "--data", dataDir, "--listen", listen, "--secret-file", secretFile}
+	if len(peerAddrs) > 0 {
+		args = append(args, "--peer-addrs", strings.Join(peerAddrs, ","))
+	}
+	return args
 }
 
 // SecretFile is where the cluster secret is kept (mode 0600).
@@ -263,9 +285,35 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	var storage []Node
 	for i := 0; i < 6; i++ {
 		id := fmt.Sprintf("s%d", i+1)
-		data := filepath.Join(dir, id)
-		storage = append(storage, Node{ID: id, Kind: KindStorage, AZ: AZs[i/2], Addr: ports.Storage(i), DataDir: data,
-			Args: StorageArgs(cfg.Bin, id, AZs[i/2], data, ports.Storage(i), SecretFile(dir))})
+		storage = append(storage, Node{ID: id, Kind: KindStorage, AZ: AZs[i/2], Addr: ports.Storage(i), DataDir: filepath.Join(dir, id)})
+	}
+	// link maps one inter-node address through cfg.Link (identity without it).
+	link := func(fromID, fromAZ string, to Node, addr string) (string, error) {
+		if cfg.Link == nil {
+			return addr, nil
+		}
+		a, err := cfg.Link(LinkEnd{ID: fromID, AZ: fromAZ}, LinkEnd{ID: to.ID, AZ: to.AZ}, addr)
+		if err != nil {
+			return "", fmt.Errorf("link %s->%s: %w", fromID, to.ID, err)
+		}
+		return a, nil
+	}
+	for i := range storage {
+		s := &storage[i]
+		var peerAddrs []string
+		if cfg.Link != nil {
+			for _, p := range storage {
+				if p.ID == s.ID {
+					continue
+				}
+				a, err := link(s.ID, s.AZ, p, p.Addr)
+				if err != nil {
+					return c, err
+				}
+				peerAddrs = append(peerAddrs, p.ID+"="+a)
+			}
+		}
+		s.Args = StorageArgs(cfg.Bin, s.ID, s.AZ, s.DataDir, s.Addr, SecretFile(dir), peerAddrs)
 	}
 	if err := parallel(storage, listening); err != nil {
 		return c, err
@@ -273,27 +321,56 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	mu.Lock()
 	slices.SortFunc(f.Nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
 	mu.Unlock()
-	var peers []string
+	var insts []Node // id, AZ and admin address of every instance, for the links between them
 	for i := 0; i <= max(cfg.Readers, 0); i++ {
-		peers = append(peers, ports.InstanceAdmin(i))
+		insts = append(insts, Node{ID: fmt.Sprintf("db%d", i+1), AZ: AZs[i%len(AZs)], Admin: ports.InstanceAdmin(i)})
 	}
-	instance := func(i int, role string) Node {
-		id := fmt.Sprintf("db%d", i+1)
-		az := AZs[i%len(AZs)]
+	instance := func(i int, role string) (Node, error) {
+		id, az := insts[i].ID, insts[i].AZ
+		stor, peers := f.StorageList(), make([]string, 0, len(insts))
+		ctl := "http://" + ports.Control()
+		if cfg.Link != nil {
+			stor = stor[:0:0]
+			for _, s := range storage {
+				a, err := link(id, az, s, s.Addr)
+				if err != nil {
+					return Node{}, err
+				}
+				stor = append(stor, s.ID+"="+a)
+			}
+			ctl = ""
+		}
+		for _, p := range insts {
+			a := p.Admin
+			if p.ID != id {
+				var err error
+				if a, err = link(id, az, p, p.Admin); err != nil {
+					return Node{}, err
+				}
+			}
+			peers = append(peers, a)
+		}
 		args := InstanceArgs(cfg.Bin, InstanceSpec{ID: id, AZ: az, Role: role, MySQL: ports.InstanceMySQL(i),
-			Admin: ports.InstanceAdmin(i), Storage: f.StorageList(), Secret: cfg.Secret, User: cfg.User, Password: cfg.Password,
-			Create: i == 0 && freshVolume, Peers: peers, Control: "http://" + ports.Control(), Database: cfg.Database})
+			Admin: ports.InstanceAdmin(i), Storage: stor, Secret: cfg.Secret, User: cfg.User, Password: cfg.Password,
+			Create: i == 0 && freshVolume, Peers: peers, Control: ctl, Database: cfg.Database})
 		return Node{ID: id, Kind: KindInstance, Role: role, AZ: az, MySQL: ports.InstanceMySQL(i), Admin: ports.InstanceAdmin(i),
-			Tier: 1, Args: args}
+			Tier: 1, Args: args}, nil
 	}
 	serving := func(ctx context.Context, p *Proc, n Node, _ int64) error { return WaitServing(ctx, p, n.Admin) }
-	w := instance(0, RoleWriter)
+	w, err := instance(0, RoleWriter)
+	if err != nil {
+		return c, err
+	}
 	if err := start(w, serving); err != nil {
 		return c, err
 	}
 	var readers []Node
 	for i := 1; i <= cfg.Readers; i++ {
-		readers = append(readers, instance(i, RoleReader))
+		r, err := instance(i, RoleReader)
+		if err != nil {
+			return c, err
+		}
+		readers = append(readers, r)
 	}
 	errs := make([]error, len(readers))
 	var wg sync.WaitGroup

@@ -26,7 +26,11 @@ type ServerConfig struct {
 	GCWindow redo.LSN
 	// ScrubEvery is how often the log file is re-read to verify every checksum (default 1m).
 	ScrubEvery time.Duration
-	Logger     *slog.Logger
+	// PeerAddrs overrides, per peer node id, the address this node dials to reach that peer
+	// (otherwise the address the volume's Install gave). A fault injector uses it to give
+	// every storage-to-storage link its own proxy.
+	PeerAddrs map[string]string
+	Logger    *slog.Logger
 }
 
 // Server drives a Node over TCP with a fsynced WAL: one goroutine per connection feeds the
@@ -395,6 +399,9 @@ func (s *Server) route(ctx context.Context, m *redo.Message) {
 		s.mu.Lock()
 		addr := s.core.PeerAddr(m.To)
 		s.mu.Unlock()
+		if a := s.cfg.PeerAddrs[m.To]; a != "" && addr != "" {
+			addr = a
+		}
 		if addr == "" || ctx.Err() != nil {
 			return
 		}

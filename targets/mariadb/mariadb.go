@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aurorabench/aurorabench/chaos/netem"
 	"github.com/aurorabench/aurorabench/targets"
 	"github.com/aurorabench/aurorabench/targets/endpoint"
 	"github.com/aurorabench/aurorabench/targets/internal/local"
@@ -112,6 +113,11 @@ type Cluster struct {
 	nodes    []*Node
 	writerEP *endpoint.Proxy
 	readerEP *endpoint.Proxy
+	// net carries replication (replica -> primary) through per-link proxies; links maps
+	// each (replica, primary) pair to the port the replica's CHANGE MASTER uses. Nil net:
+	// replicas dial primaries directly.
+	net   *netem.Network
+	links local.Links
 
 	// life ends on Close; every operation's context is bound to it.
 	life    context.Context
@@ -159,7 +165,7 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 		return nil, err
 	}
 	c = &Cluster{log: local.Logf(opts), bin: bin, dir: dir, tempDir: temp, cred: cred,
-		template: filepath.Join(dir, "template")}
+		template: filepath.Join(dir, "template"), net: opts.Network}
 	c.life, c.endLife = context.WithCancel(context.Background())
 	// c is the named result, which every error return sets to nil: close
 	// the cluster through its own reference.
@@ -191,6 +197,13 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 	}
 	c.primary = c.nodes[0]
 	c.nodes[0].role = targets.RoleWriter
+	var lns []local.LinkNode
+	for _, n := range c.nodes {
+		lns = append(lns, local.LinkNode{ID: n.id, AZ: n.az, Port: n.port})
+	}
+	if c.links, err = local.MakeLinks(c.net, lns); err != nil {
+		return nil, targets.SetupError("mariadb: %v", err)
+	}
 
 	// The target owns its folder: data from an earlier run goes.
 	for _, d := range append([]string{c.template}, nodeDirs(c.nodes)...) {
@@ -240,7 +253,7 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 		return nil, targets.SetupError("mariadb: set up primary: %v", err)
 	}
 	for _, n := range c.nodes[1:] {
-		if err := n.exec(ctx, changeMaster(p, "slave_pos")...); err != nil {
+		if err := n.exec(ctx, c.changeMaster(n, p, "slave_pos")...); err != nil {
 			return nil, targets.SetupError("mariadb: set up replica %s: %v", n.id, err)
 		}
 		n.setFollowing(p)
@@ -304,21 +317,26 @@ func primarySetup() []string {
 	}
 }
 
-// changeMaster points a node at primary p. MASTER_CONNECT_RETRY=1 makes a
-// replica reconnect within a second when its primary comes back after a
-// kill (the default is a minute).
-func changeMaster(p *Node, useGTID string) []string {
+// changeMaster points node n at primary p, through n's link to p when the
+// target has a network. MASTER_CONNECT_RETRY=1 makes a replica reconnect
+// within a second when its primary comes back after a kill or a partition
+// (the default is a minute).
+func (c *Cluster) changeMaster(n, p *Node, useGTID string) []string {
+	port := c.links.Port(n.id, local.LinkNode{ID: p.id, Port: p.port})
 	return []string{
 		"STOP SLAVE",
 		"SET GLOBAL read_only=ON",
 		fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='%s', MASTER_PASSWORD='%s', MASTER_USE_GTID=%s, MASTER_CONNECT_RETRY=1",
-			p.port, replUser, replPassword, useGTID),
+			port, replUser, replPassword, useGTID),
 		"START SLAVE",
 	}
 }
 
 // Name implements targets.Target.
 func (c *Cluster) Name() string { return "mariadb" }
+
+// Network implements targets.Networked: nil unless started with one.
+func (c *Cluster) Network() *netem.Network { return c.net }
 
 // Dialect implements targets.Target.
 func (c *Cluster) Dialect() targets.Dialect { return targets.MySQL }
@@ -522,7 +540,7 @@ func (c *Cluster) Failover(ctx context.Context) error {
 	// which the new primary's binlog (log_slave_updates) continues.
 	for _, cd := range cands[1:] {
 		rctx, cancel := context.WithTimeout(ctx, queryTimeout)
-		err := cd.n.exec(rctx, changeMaster(best, "slave_pos")...)
+		err := cd.n.exec(rctx, c.changeMaster(cd.n, best, "slave_pos")...)
 		cancel()
 		if err != nil {
 			c.log("mariadb failover: repoint %s: %v (retried on its Resume/Start)", cd.n.id, err)
@@ -640,7 +658,7 @@ func (c *Cluster) rejoin(ctx context.Context, n *Node) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	if err := n.exec(rctx, changeMaster(p, "current_pos")...); err != nil {
+	if err := n.exec(rctx, c.changeMaster(n, p, "current_pos")...); err != nil {
 		return fmt.Errorf("mariadb: rejoin %s: %w", n.id, err)
 	}
 	n.setFollowing(p)

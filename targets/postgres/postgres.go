@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aurorabench/aurorabench/chaos/netem"
 	"github.com/aurorabench/aurorabench/targets"
 	"github.com/aurorabench/aurorabench/targets/endpoint"
 	"github.com/aurorabench/aurorabench/targets/internal/local"
@@ -106,6 +107,12 @@ type Cluster struct {
 	nodes    []*Node
 	writerEP *endpoint.Proxy
 	readerEP *endpoint.Proxy
+	// net carries streaming replication (standby -> primary) through per-link proxies;
+	// links maps each (standby, primary) pair to the port of the standby's
+	// primary_conninfo. Nil net: standbys dial primaries directly. The tools the target
+	// runs itself (pg_basebackup, pg_rewind) always dial directly.
+	net   *netem.Network
+	links local.Links
 
 	// life ends on Close; every operation's context is bound to it.
 	life    context.Context
@@ -151,7 +158,7 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{log: local.Logf(opts), bin: bin, dir: dir, tempDir: temp, cred: cred}
+	c = &Cluster{log: local.Logf(opts), bin: bin, dir: dir, tempDir: temp, cred: cred, net: opts.Network}
 	c.life, c.endLife = context.WithCancel(context.Background())
 	// c is the named result, which every error return sets to nil: close
 	// the cluster through its own reference.
@@ -187,6 +194,13 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 	p := c.nodes[0]
 	c.primary = p
 	p.role = targets.RoleWriter
+	var lns []local.LinkNode
+	for _, n := range c.nodes {
+		lns = append(lns, local.LinkNode{ID: n.id, AZ: n.az, Port: n.port})
+	}
+	if c.links, err = local.MakeLinks(c.net, lns); err != nil {
+		return nil, targets.SetupError("postgres: %v", err)
+	}
 
 	c.log("postgres: initdb in %s (%s)", dir, bin.dir)
 	if err := c.initPrimary(ctx, p); err != nil {
@@ -326,7 +340,7 @@ func (c *Cluster) baseBackup(ctx context.Context, n, p *Node) error {
 	bctx, cancel := context.WithTimeout(ctx, toolTimeout)
 	defer cancel()
 	err := proc.Run(bctx, proc.Spec{Path: c.bin.basebackup, Cred: c.cred,
-		Args: []string{"-D", n.datadir, "-d", p.replConnInfo(n), "-R", "-X", "stream",
+		Args: []string{"-D", n.datadir, "-d", p.replConnInfo(n, p.port), "-R", "-X", "stream",
 			"-S", n.slot(), "--checkpoint=fast", "--no-sync"}, // --no-sync: see initPrimary
 		LogPath: filepath.Join(n.dir, "basebackup.log")})
 	if err != nil {
@@ -337,6 +351,9 @@ func (c *Cluster) baseBackup(ctx context.Context, n, p *Node) error {
 
 // Name implements targets.Target.
 func (c *Cluster) Name() string { return "postgres" }
+
+// Network implements targets.Networked: nil unless started with one.
+func (c *Cluster) Network() *netem.Network { return c.net }
 
 // Dialect implements targets.Target.
 func (c *Cluster) Dialect() targets.Dialect { return targets.Postgres }

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aurorabench/aurorabench/chaos/netem"
 	"github.com/aurorabench/aurorabench/refdb/cluster"
 	"github.com/aurorabench/aurorabench/refdb/instanceapi"
 	"github.com/aurorabench/aurorabench/targets"
@@ -34,6 +35,7 @@ type Target struct {
 	c    *cluster.Cluster
 	hc   *http.Client
 	log  func(string, ...any)
+	net  *netem.Network
 }
 
 // Start launches a cluster. Replicas is the number of readers (default 2).
@@ -64,7 +66,13 @@ func Start(ctx context.Context, opts targets.Options) (targets.Target, error) {
 		readers = 2
 	}
 	began := time.Now()
-	c, err := cluster.Up(ctx, cluster.Config{Dir: filepath.Join(dir, "cluster"), Bin: bin, Readers: readers, PortBase: base})
+	cfg := cluster.Config{Dir: filepath.Join(dir, "cluster"), Bin: bin, Readers: readers, PortBase: base}
+	if nw := opts.Network; nw != nil {
+		cfg.Link = func(from, to cluster.LinkEnd, addr string) (string, error) {
+			return nw.Link(netem.NodeRef(from), netem.NodeRef(to), addr)
+		}
+	}
+	c, err := cluster.Up(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, cluster.ErrPortInUse) || errors.Is(err, cluster.ErrRunning) {
 			return fail(targets.SetupError("refdb: %v", err))
@@ -73,7 +81,7 @@ func Start(ctx context.Context, opts targets.Options) (targets.Target, error) {
 	}
 	logf("refdb: cluster up in %v (writer %s, reader %s, admin %s)", time.Since(began).Round(time.Millisecond),
 		c.File.WriterEndpoint, c.File.ReaderEndpoint, c.File.Admin)
-	return &Target{dir: dir, temp: temp, c: c, hc: &http.Client{Transport: &http.Transport{}}, log: logf}, nil
+	return &Target{dir: dir, temp: temp, c: c, hc: &http.Client{Transport: &http.Transport{}}, log: logf, net: opts.Network}, nil
 }
 
 // Binary returns $REFDB_BIN; else a `refdb` next to the running executable
@@ -116,6 +124,7 @@ func isExecutable(path string) bool {
 func (t *Target) Name() string                 { return "refdb" }
 func (t *Target) Dialect() targets.Dialect     { return targets.MySQL }
 func (t *Target) Dir() string                  { return t.c.Dir }
+func (t *Target) Network() *netem.Network      { return t.net }
 func (t *Target) file() (*cluster.File, error) { return cluster.Read(t.c.Dir) }
 
 func (t *Target) dsn(addr string) string {

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aurorabench/aurorabench/chaos/netem"
 	"github.com/aurorabench/aurorabench/targets"
 )
 
@@ -296,4 +297,54 @@ func Bind(ctx, life context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(life, cancel)
 	return ctx, func() { stop(); cancel() }
+}
+
+// LinkNode is a node of a replicated local target, for Links.
+type LinkNode struct {
+	ID, AZ string
+	Port   int // the node's own port on 127.0.0.1
+}
+
+// Links maps (from, to) node ids to the 127.0.0.1 port from must dial to reach to.
+type Links map[[2]string]int
+
+// Port is the port from dials to reach to: its link's proxy, or to's own port without a
+// network.
+func (l Links) Port(from string, to LinkNode) int {
+	if p, ok := l[[2]string{from, to.ID}]; ok {
+		return p
+	}
+	return to.Port
+}
+
+// MakeLinks creates, on network nw, a link for every ordered pair of nodes (a replica
+// dials its primary, and any node may become primary after a failover). A nil network
+// gives no links: nodes dial each other directly.
+func MakeLinks(nw *netem.Network, nodes []LinkNode) (Links, error) {
+	l := Links{}
+	if nw == nil {
+		return l, nil
+	}
+	for _, from := range nodes {
+		for _, to := range nodes {
+			if from.ID == to.ID {
+				continue
+			}
+			addr, err := nw.Link(netem.NodeRef{ID: from.ID, AZ: from.AZ}, netem.NodeRef{ID: to.ID, AZ: to.AZ},
+				net.JoinHostPort("127.0.0.1", strconv.Itoa(to.Port)))
+			if err != nil {
+				return nil, err
+			}
+			_, ps, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, fmt.Errorf("link %s->%s: %w", from.ID, to.ID, err)
+			}
+			p, err := strconv.Atoi(ps)
+			if err != nil {
+				return nil, fmt.Errorf("link %s->%s: port %q: %w", from.ID, to.ID, ps, err)
+			}
+			l[[2]string{from.ID, to.ID}] = p
+		}
+	}
+	return l, nil
 }
