@@ -88,6 +88,10 @@ type Options struct {
 	PortBase int
 	// Log receives progress lines (nil = quiet).
 	Log func(format string, args ...any)
+	// Unsafe names deliberately broken modes of the target (refdb only: see
+	// refdb/cluster.UnsafeModes), for proving that the checkers catch real bugs.
+	// Other targets refuse them.
+	Unsafe []string
 }
 
 // Writer returns the current writer node, or nil.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aurorabench/aurorabench/checker"
 	"github.com/aurorabench/aurorabench/history"
+	refcluster "github.com/aurorabench/aurorabench/refdb/cluster"
 	"github.com/aurorabench/aurorabench/report"
 	"github.com/aurorabench/aurorabench/runner"
 	"github.com/aurorabench/aurorabench/targets"
@@ -40,6 +41,7 @@ type runFlags struct {
 	tables, tableSize, keys        int
 	progress                       string
 	suite                          string
+	unsafe                         []string // refdb unsafe mode names
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -63,6 +65,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	fs.DurationVar(&nemesisSchedule.Duration, "nemesis-duration", nemesisSchedule.Duration, "how long each fault lasts")
 	fs.StringVar(&f.suite, "suite", "", "run a fixed suite of workload/nemesis cases instead of one run ("+strings.Join(suiteNames(), ", ")+"); --time applies to each case")
 	fs.StringVar(&f.progress, "progress", "auto", "live progress line: auto (when stdout is a terminal), always, never")
+	unsafeOn := map[string]*bool{}
+	for _, m := range refcluster.UnsafeModes {
+		unsafeOn[m.Name] = fs.Bool(m.Flag()[2:], false, "UNSAFE, --target refdb only, to prove the checkers catch bugs: "+m.Breaks)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: aurorabench run [flags]\n\nRuns a workload against a target, checks the history and writes a results folder.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -101,6 +107,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	if err := checkTargetName(f.target); err != nil {
 		return exitUsage, err
 	}
+	for _, m := range refcluster.UnsafeModes {
+		if *unsafeOn[m.Name] {
+			f.unsafe = append(f.unsafe, m.Name)
+		}
+	}
+	if len(f.unsafe) > 0 && f.target != "refdb" {
+		return exitUsage, usagef("--unsafe-* modes break refdb on purpose and need --target refdb, got --target %s", targetLabel(f.target))
+	}
 	if _, err := newNemesis(f.nemesis, nil, 0); err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -118,8 +132,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		return exitUsage, usagef("results folder: %v", err)
 	}
 
+	if len(f.unsafe) > 0 {
+		slog.Warn("UNSAFE run: refdb starts with deliberately broken modes; anomalies are expected", "unsafe", strings.Join(f.unsafe, ","))
+	}
 	slog.Info("starting target", "target", targetLabel(f.target), "replicas", f.replicas)
-	tgt, err := openTarget(ctx, f.target, targets.Options{Replicas: f.replicas, Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }})
+	tgt, err := openTarget(ctx, f.target, targets.Options{Replicas: f.replicas, Unsafe: f.unsafe,
+		Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }})
 	if err != nil {
 		return exitUsage, usageError{fmt.Errorf("target %s: %w", targetLabel(f.target), err)}
 	}
@@ -195,6 +213,9 @@ func runOn(ctx context.Context, tgt targets.Target, wl workloads.Workload, f run
 			"replicas": f.replicas, "tables": f.tables, "table_size": f.tableSize, "keys": f.keys,
 		},
 	}
+	if len(f.unsafe) > 0 {
+		sum.Config["unsafe"] = strings.Join(f.unsafe, ",")
+	}
 	return checkAndReport(ctx, f.out, sum, wl.Checkers(), stdout)
 }
 
@@ -268,8 +289,12 @@ func summaryLine(s *report.Summary, in *checker.Input, dir string) string {
 	if s.Duration > 0 {
 		rate = float64(okN) / s.Duration
 	}
+	target := s.Target
+	if u, ok := s.Config["unsafe"].(string); ok && u != "" {
+		target += " (UNSAFE: " + u + ")"
+	}
 	return fmt.Sprintf("%s: %s on %s, nemesis %s: %d ok, %d fail, %d info in %.1fs (%.0f ok/s); %s; results in %s",
-		verdict, s.Workload, s.Target, s.Nemesis, okN, failN, infoN, s.Duration, rate, strings.Join(parts, ", "), dir)
+		verdict, s.Workload, target, s.Nemesis, okN, failN, infoN, s.Duration, rate, strings.Join(parts, ", "), dir)
 }
 
 func checkTargetName(t string) error {

@@ -46,7 +46,10 @@ type Config struct {
 	ControlFlags []string
 	// StartTimeout bounds the wait for each process to serve (default 60s).
 	StartTimeout time.Duration
-	Log          *slog.Logger
+	// Unsafe turns on deliberately broken modes (see Unsafe); each reaches the processes that
+	// own it through their command lines, so restarts and promotions keep it.
+	Unsafe Unsafe
+	Log    *slog.Logger
 }
 
 // NoReaders asks for a cluster with only the writer.
@@ -78,6 +81,8 @@ type InstanceSpec struct {
 	Control string
 	// Database is created by the writer if missing (the database of cluster.json).
 	Database string
+	// Unsafe modes an instance owns (the others are ignored here).
+	Unsafe Unsafe
 }
 
 // InstanceArgs is the one place the `refdb instance` command line is built (the launcher and
@@ -98,7 +103,7 @@ func InstanceArgs(bin string, s InstanceSpec) []string {
 	if s.Database != "" {
 		args = append(args, "--database", s.Database)
 	}
-	return args
+	return append(args, s.Unsafe.InstanceFlags()...)
 }
 
 // WithRole returns an instance command line with --role replaced.
@@ -113,9 +118,10 @@ func WithRole(args []string, role string) []string {
 	return append(out, "--role", role)
 }
 
-// StorageArgs is the `refdb storage` command line.
-func StorageArgs(bin, id, az, dataDir, listen, secretFile string) []string {
-	return []string{bin, "storage", "--id", id, "--az", az, "--data", dataDir, "--listen", listen, "--secret-file", secretFile}
+// StorageArgs is the `refdb storage` command line (with the unsafe modes storage owns).
+func StorageArgs(bin, id, az, dataDir, listen, secretFile string, u Unsafe) []string {
+	args := []string{bin, "storage", "--id", id, "--az", az, "--data", dataDir, "--listen", listen, "--secret-file", secretFile}
+	return append(args, u.StorageFlags()...)
 }
 
 // SecretFile is where the cluster secret is kept (mode 0600).
@@ -187,6 +193,9 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster dir: %w", err)
+	}
+	if names := cfg.Unsafe.Names(); len(names) > 0 {
+		log.Warn("UNSAFE cluster: deliberately broken modes are on; acknowledged data may be lost", "unsafe", strings.Join(names, ","))
 	}
 	if old, err := Read(dir); err == nil {
 		for _, n := range old.Nodes {
@@ -263,7 +272,7 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		id := fmt.Sprintf("s%d", i+1)
 		data := filepath.Join(dir, id)
 		storage = append(storage, Node{ID: id, Kind: KindStorage, AZ: AZs[i/2], Addr: ports.Storage(i), DataDir: data,
-			Args: StorageArgs(cfg.Bin, id, AZs[i/2], data, ports.Storage(i), SecretFile(dir))})
+			Args: StorageArgs(cfg.Bin, id, AZs[i/2], data, ports.Storage(i), SecretFile(dir), cfg.Unsafe)})
 	}
 	if err := parallel(storage, listening); err != nil {
 		return c, err
@@ -280,7 +289,7 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		az := AZs[i%len(AZs)]
 		args := InstanceArgs(cfg.Bin, InstanceSpec{ID: id, AZ: az, Role: role, MySQL: ports.InstanceMySQL(i),
 			Admin: ports.InstanceAdmin(i), Storage: f.StorageList(), Secret: cfg.Secret, User: cfg.User, Password: cfg.Password,
-			Create: i == 0 && freshVolume, Peers: peers, Control: "http://" + ports.Control(), Database: cfg.Database})
+			Create: i == 0 && freshVolume, Peers: peers, Control: "http://" + ports.Control(), Database: cfg.Database, Unsafe: cfg.Unsafe})
 		return Node{ID: id, Kind: KindInstance, Role: role, AZ: az, MySQL: ports.InstanceMySQL(i), Admin: ports.InstanceAdmin(i),
 			Tier: 1, Args: args}
 	}

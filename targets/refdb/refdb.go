@@ -63,8 +63,15 @@ func Start(ctx context.Context, opts targets.Options) (targets.Target, error) {
 	if readers == 0 {
 		readers = 2
 	}
+	unsafe, err := cluster.ParseUnsafe(opts.Unsafe)
+	if err != nil {
+		return fail(targets.SetupError("refdb: %v", err))
+	}
+	if unsafe.Any() {
+		logf("refdb: UNSAFE modes on (deliberately broken, for testing checkers): %s", strings.Join(unsafe.Names(), ", "))
+	}
 	began := time.Now()
-	c, err := cluster.Up(ctx, cluster.Config{Dir: filepath.Join(dir, "cluster"), Bin: bin, Readers: readers, PortBase: base})
+	c, err := cluster.Up(ctx, cluster.Config{Dir: filepath.Join(dir, "cluster"), Bin: bin, Readers: readers, PortBase: base, Unsafe: unsafe})
 	if err != nil {
 		if errors.Is(err, cluster.ErrPortInUse) || errors.Is(err, cluster.ErrRunning) {
 			return fail(targets.SetupError("refdb: %v", err))
