@@ -30,7 +30,7 @@ var unsafeCases = []unsafeCase{
 		anomaly: "acknowledged inserts lost", caught: true},
 	// Storage accepts a stale epoch: a writer frozen just past failover detection resumes
 	// while its replacement recovers and keeps acknowledging inserts the new epoch never sees.
-	{mode: "no-epoch-fencing", workload: "set", nemesis: "pause-writer", interval: "2s", duration: "900ms", run: "40s",
+	{mode: "no-epoch-fencing", workload: "set", nemesis: "pause-writer", interval: "2s", duration: "850ms", run: "40s",
 		anomaly: "acknowledged inserts lost", caught: true},
 	// Recovery keeps the records above the VDL: after a crash of every node, a transfer that
 	// was never acknowledged comes back on the segments that held it.
