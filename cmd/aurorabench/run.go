@@ -70,7 +70,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		unsafeOn[m.Name] = fs.Bool(m.Flag()[2:], false, "UNSAFE, --target refdb only, to prove the checkers catch bugs: "+m.Breaks)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: aurorabench run [flags]\n\nRuns a workload against a target, checks the history and writes a results folder.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(stderr, "Usage: aurorabench run [flags]\n\nRuns a workload against a target, checks the history and writes a results folder.\n"+
+			"The --unsafe-* flags start refdb with one rule deliberately broken, to prove the checkers catch it\n"+
+			"(--target refdb only; the results folder records them).\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

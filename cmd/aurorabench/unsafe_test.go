@@ -157,3 +157,13 @@ func TestUnsafeModesAll(t *testing.T) {
 	}
 	t.Logf("unsafe modes:\n%s", strings.Join(report, "\n"))
 }
+
+// TestUnsafeNeedsRefdb: an unsafe flag with any other target is a usage error.
+func TestUnsafeNeedsRefdb(t *testing.T) {
+	for _, target := range []string{"mariadb", "postgres", "mysql://u:p@127.0.0.1:1/db"} {
+		code, _, stderr := run(t, "run", "--target", target, "--unsafe-no-truncation", "--time", "1s", "--out", t.TempDir())
+		if code != exitUsage || !strings.Contains(stderr, "--target refdb") {
+			t.Errorf("--target %s --unsafe-no-truncation: exit %d, want 2 naming --target refdb; stderr:\n%s", target, code, stderr)
+		}
+	}
+}

@@ -29,6 +29,10 @@ commands:
   endpoint  run the writer and reader endpoints (TCP proxies following roles)
   cluster   up|down|status a local cluster (refdb cluster up --dir D)
   failover  planned failover through the control plane (refdb failover --dir D)
+
+Unsafe modes, for proving that checkers catch bugs only: --unsafe-ack-3of6,
+--unsafe-read-above-vdl, --unsafe-no-truncation (instance), --unsafe-no-epoch-fencing,
+--unsafe-ack-before-fsync (storage); all five on cluster up. Off by default; logged at WARN.
 `
 
 // errUsage marks errors that exit with status 2.
