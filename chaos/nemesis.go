@@ -42,6 +42,7 @@ var selectors = map[string]string{
 	"storage":  "one random storage node",
 	"random":   "one random node of any kind",
 	"minority": "a random minority of all nodes ((n-1)/2 of them)",
+	"all":      "every node at once (storage and instances): a power failure of the whole cluster",
 	"az-NAME":  "every node in availability zone NAME (e.g. az-az1)",
 }
 
@@ -159,7 +160,7 @@ func parse(name string) (spec, error) {
 		return spec{}, fmt.Errorf("unknown nemesis %q: action must be kill, pause, partition or latency", name)
 	}
 	if _, ok := selectors[sel]; !ok && !(strings.HasPrefix(sel, "az-") && len(sel) > 3) {
-		return spec{}, fmt.Errorf("unknown nemesis %q: selector must be writer, reader, storage, random, minority or az-NAME", name)
+		return spec{}, fmt.Errorf("unknown nemesis %q: selector must be writer, reader, storage, random, minority, all or az-NAME", name)
 	}
 	return spec{name: name, action: action, selector: sel}, nil
 }
@@ -274,6 +275,8 @@ func (n *Nemesis) pick(sel string) []targets.Node {
 		return one(byRole(targets.RoleStorage))
 	case sel == "random":
 		return one(nodes)
+	case sel == "all":
+		return nodes
 	case sel == "minority":
 		perm := n.rng.Perm(len(nodes))
 		k := (len(nodes) - 1) / 2

@@ -94,6 +94,10 @@ type Options struct {
 	// storage traffic) through its own per-link proxy, so network faults can act on it.
 	// The caller owns it and closes it after the target. Nil = nodes connect directly.
 	Network *netem.Network
+	// Unsafe names deliberately broken modes of the target (refdb only: see
+	// refdb/cluster.UnsafeModes), for proving that the checkers catch real bugs.
+	// Other targets refuse them.
+	Unsafe []string
 }
 
 // Networked is a target whose inter-node connections go through per-link proxies.

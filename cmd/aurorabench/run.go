@@ -20,6 +20,7 @@ import (
 	"github.com/aurorabench/aurorabench/chaos/netem"
 	"github.com/aurorabench/aurorabench/checker"
 	"github.com/aurorabench/aurorabench/history"
+	refcluster "github.com/aurorabench/aurorabench/refdb/cluster"
 	"github.com/aurorabench/aurorabench/report"
 	"github.com/aurorabench/aurorabench/runner"
 	"github.com/aurorabench/aurorabench/targets"
@@ -43,6 +44,7 @@ type runFlags struct {
 	progress                       string
 	suite                          string
 	netMode, partitionMode         string
+	unsafe                         []string // refdb unsafe mode names
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -53,8 +55,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	addWorkloadFlags(fs, &f)
 	fs.StringVar(&f.suite, "suite", "", "run a fixed suite of workload/nemesis cases instead of one run ("+strings.Join(suiteNames(), ", ")+"); --time applies to each case")
 	fs.StringVar(&f.progress, "progress", "auto", "live progress line: auto (when stdout is a terminal), always, never")
+	unsafeOn := map[string]*bool{}
+	for _, m := range refcluster.UnsafeModes {
+		unsafeOn[m.Name] = fs.Bool(m.Flag()[2:], false, "UNSAFE, --target refdb only, to prove the checkers catch bugs: "+m.Breaks)
+	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: aurorabench run [flags]\n\nRuns a workload against a target, checks the history and writes a results folder.\n\nFlags:\n%s\nNemeses (--nemesis, comma-separated to mix):\n  %s\n", fs.FlagUsages(), strings.Join(chaos.Describe(), "\n  "))
+		fmt.Fprintf(stderr, "Usage: aurorabench run [flags]\n\nRuns a workload against a target, checks the history and writes a results folder.\n"+
+			"The --unsafe-* flags start refdb with one rule deliberately broken, to prove the checkers catch it\n"+
+			"(--target refdb only; the results folder records them).\n\nFlags:\n%s\nNemeses (--nemesis, comma-separated to mix):\n  %s\n", fs.FlagUsages(), strings.Join(chaos.Describe(), "\n  "))
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -78,6 +86,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	if err := checkTargetName(f.target); err != nil {
 		return exitUsage, err
 	}
+	for _, m := range refcluster.UnsafeModes {
+		if *unsafeOn[m.Name] {
+			f.unsafe = append(f.unsafe, m.Name)
+		}
+	}
+	if len(f.unsafe) > 0 && f.target != "refdb" {
+		return exitUsage, usagef("--unsafe-* modes break refdb on purpose and need --target refdb, got --target %s", targetLabel(f.target))
+	}
 	if f.seed == 0 {
 		f.seed = time.Now().UnixNano() % 1_000_000_007
 	}
@@ -92,8 +108,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		return exitUsage, usagef("results folder: %v", err)
 	}
 
+	if len(f.unsafe) > 0 {
+		slog.Warn("UNSAFE run: refdb starts with deliberately broken modes; anomalies are expected", "unsafe", strings.Join(f.unsafe, ","))
+	}
 	slog.Info("starting target", "target", targetLabel(f.target), "replicas", f.replicas)
-	opts := targets.Options{Replicas: f.replicas, Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }}
+	opts := targets.Options{Replicas: f.replicas, Unsafe: f.unsafe, Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }}
 	if needsNetwork(f) {
 		// Every inter-node connection of the target goes through a link proxy of this
 		// network; it outlives the target, whose processes dial it until they stop.
@@ -182,6 +201,9 @@ func runOn(ctx context.Context, tgt targets.Target, wl workloads.Workload, f run
 			"replicas": f.replicas, "tables": f.tables, "table_size": f.tableSize, "keys": f.keys,
 		},
 	}
+	if len(f.unsafe) > 0 {
+		sum.Config["unsafe"] = strings.Join(f.unsafe, ",")
+	}
 	return checkAndReport(ctx, f.out, sum, wl.Checkers(), stdout)
 }
 
@@ -255,8 +277,12 @@ func summaryLine(s *report.Summary, in *checker.Input, dir string) string {
 	if s.Duration > 0 {
 		rate = float64(okN) / s.Duration
 	}
+	target := s.Target
+	if u, ok := s.Config["unsafe"].(string); ok && u != "" {
+		target += " (UNSAFE: " + u + ")"
+	}
 	return fmt.Sprintf("%s: %s on %s, nemesis %s: %d ok, %d fail, %d info in %.1fs (%.0f ok/s); %s; results in %s",
-		verdict, s.Workload, s.Target, s.Nemesis, okN, failN, infoN, s.Duration, rate, strings.Join(parts, ", "), dir)
+		verdict, s.Workload, target, s.Nemesis, okN, failN, infoN, s.Duration, rate, strings.Join(parts, ", "), dir)
 }
 
 func checkTargetName(t string) error {

@@ -85,6 +85,10 @@ func runSuite(ctx context.Context, tgt targets.Target, name string, f runFlags, 
 	if worst != exitValid {
 		v = "INVALID"
 	}
-	fmt.Fprintf(stdout, "%s: suite %s on %s, %d cases in %.0fs: %s; results in %s\n", v, name, tgt.Name(), len(lines), time.Since(start).Seconds(), strings.Join(lines, ", "), f.out)
+	on := tgt.Name()
+	if len(f.unsafe) > 0 {
+		on += " (UNSAFE: " + strings.Join(f.unsafe, ",") + ")"
+	}
+	fmt.Fprintf(stdout, "%s: suite %s on %s, %d cases in %.0fs: %s; results in %s\n", v, name, on, len(lines), time.Since(start).Seconds(), strings.Join(lines, ", "), f.out)
 	return worst, nil
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/aurorabench/aurorabench/refdb/instanceapi"
 )
 
-const clusterUsage = `usage: refdb cluster up --dir D [--readers N] [--port-base P]
+const clusterUsage = `usage: refdb cluster up --dir D [--readers N] [--port-base P] [--unsafe-MODE ...]
        refdb cluster down --dir D
        refdb cluster status --dir D
 `
@@ -34,7 +34,9 @@ func runCluster(ctx context.Context, args []string, stderr io.Writer) error {
 	dir := fs.String("dir", "", "cluster folder (required)")
 	var readers, base *int
 	var controlFlags *string
+	var unsafe func() refcluster.Unsafe
 	if args[0] == "up" {
+		unsafe = unsafeFlags(fs, "")
 		readers = fs.Int("readers", 2, "number of readers (0..15)")
 		base = fs.Int("port-base", refcluster.DefaultPortBase, "first port of the cluster's block of 100 (writer endpoint = base+6)")
 		controlFlags = fs.String("control-flags", "", "extra flags for refdb control, space separated (e.g. \"--heartbeat 50ms\")")
@@ -58,7 +60,8 @@ func runCluster(ctx context.Context, args []string, stderr io.Writer) error {
 			n = refcluster.NoReaders
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		c, err := refcluster.Up(ctx, refcluster.Config{Dir: *dir, Readers: n, PortBase: *base, ControlFlags: strings.Fields(*controlFlags), Log: log})
+		c, err := refcluster.Up(ctx, refcluster.Config{Dir: *dir, Readers: n, PortBase: *base, ControlFlags: strings.Fields(*controlFlags), Log: log,
+			Unsafe: unsafe()})
 		if err != nil {
 			if errors.Is(err, refcluster.ErrPortInUse) || errors.Is(err, refcluster.ErrRunning) {
 				return fmt.Errorf("%w: %w", errUsage, err)

@@ -45,6 +45,7 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 	openTimeout := fs.Duration("open-timeout", 0, "bound on volume recovery at start (default 60s)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060)")
+	unsafe := unsafeFlags(fs, "instance")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
@@ -88,6 +89,8 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: --log-level: %w", errUsage, err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	u := unsafe()
+	warnUnsafe(log, u)
 	if *pprofAddr != "" {
 		ln, err := net.Listen("tcp", *pprofAddr)
 		if err != nil {
@@ -102,6 +105,7 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 		WriterStream: *writerStream, Peers: peerList, Control: *control, Database: *database, Storage: storage, PGs: *pgs,
 		Secret: []byte(sec), Create: *create, User: *user, Password: pw, LockWaitTimeout: *lockWait,
 		CacheBytes: *cacheMB << 20, OpenTimeout: *openTimeout, Logger: log, CommitTimeout: *commitTimeout,
+		UnsafeAck3of6: u.Ack3of6, UnsafeNoTruncation: u.NoTruncation, UnsafeReadAboveVDL: u.ReadAboveVDL,
 		// The first line on stdout is the address, so a launcher using port 0 learns it.
 		Ready: func(addr string) { fmt.Printf("listening %s\n", addr) }})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	refcluster "github.com/aurorabench/aurorabench/refdb/cluster"
 	"github.com/aurorabench/aurorabench/refdb/redo"
 	"github.com/aurorabench/aurorabench/refdb/storage"
 )
@@ -29,6 +30,10 @@ commands:
   endpoint  run the writer and reader endpoints (TCP proxies following roles)
   cluster   up|down|status a local cluster (refdb cluster up --dir D)
   failover  planned failover through the control plane (refdb failover --dir D)
+
+Unsafe modes, for proving that checkers catch bugs only: --unsafe-ack-3of6,
+--unsafe-read-above-vdl, --unsafe-no-truncation (instance), --unsafe-no-epoch-fencing,
+--unsafe-ack-before-fsync (storage); all five on cluster up. Off by default; logged at WARN.
 `
 
 // errUsage marks errors that exit with status 2.
@@ -86,6 +91,7 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	gcWindow := fs.Uint64("gc-window", 1<<20, "LSNs below the VDL whose versions stay readable (Backtrack window)")
 	peerAddrs := fs.String("peer-addrs", "", "how this node dials its peers, overriding the addresses the volume gives: id=host:port, comma-separated (per-link proxies)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	unsafe := unsafeFlags(fs, "storage")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
@@ -115,8 +121,11 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: --log-level: %w", errUsage, err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("az", *az)
+	u := unsafe()
+	warnUnsafe(log, u)
 	srv, err := storage.NewServer(storage.ServerConfig{ID: *id, AZ: *az, Dir: *data, Listen: *listen, Secret: []byte(sec),
-		Tick: *tick, GCWindow: redo.LSN(*gcWindow), PeerAddrs: peers, Logger: log})
+		Tick: *tick, GCWindow: redo.LSN(*gcWindow), PeerAddrs: peers, Logger: log,
+		UnsafeNoEpochFencing: u.NoEpochFencing, UnsafeAckBeforeFsync: u.AckBeforeFsync})
 	if err != nil {
 		return err
 	}
@@ -127,6 +136,40 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("storage node stopped")
 	return nil
+}
+
+// unsafeFlags defines the --unsafe-* flags of the modes process owns ("" for all of them)
+// and returns a function that reads them after parsing.
+func unsafeFlags(fs *pflag.FlagSet, process string) func() refcluster.Unsafe {
+	var set []func(*refcluster.Unsafe)
+	for _, m := range refcluster.UnsafeModes {
+		if process != "" && m.Process != process {
+			continue
+		}
+		on := fs.Bool(m.Flag()[2:], false, "UNSAFE, for testing checkers only: "+m.Breaks)
+		set = append(set, func(u *refcluster.Unsafe) {
+			if *on {
+				m.Set(u)
+			}
+		})
+	}
+	return func() refcluster.Unsafe {
+		var u refcluster.Unsafe
+		for _, f := range set {
+			f(&u)
+		}
+		return u
+	}
+}
+
+// warnUnsafe logs, loudly, every unsafe mode a process runs with.
+func warnUnsafe(log *slog.Logger, u refcluster.Unsafe) {
+	for _, m := range refcluster.UnsafeModes {
+		if m.On(u) {
+			log.Warn("UNSAFE MODE ON: this process deliberately breaks the protocol; acknowledged data may be lost",
+				"mode", m.Flag(), "breaks", m.Breaks)
+		}
+	}
 }
 
 // resolveSecret picks the cluster secret from --secret, else --secret-file, else

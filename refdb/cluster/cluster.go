@@ -48,7 +48,10 @@ type Config struct {
 	ControlFlags []string
 	// StartTimeout bounds the wait for each process to serve (default 60s).
 	StartTimeout time.Duration
-	Log          *slog.Logger
+	// Unsafe turns on deliberately broken modes (see Unsafe); each reaches the processes that
+	// own it through their command lines, so restarts and promotions keep it.
+	Unsafe Unsafe
+	Log    *slog.Logger
 	// Link, when set, maps the address process from dials to reach process to (addr, to's
 	// own address) to the address it must dial instead: a per-link proxy that a fault
 	// injector owns (chaos/netem). It is asked for every inter-node connection the cluster
@@ -97,6 +100,8 @@ type InstanceSpec struct {
 	Control string
 	// Database is created by the writer if missing (the database of cluster.json).
 	Database string
+	// Unsafe modes an instance owns (the others are ignored here).
+	Unsafe Unsafe
 }
 
 // InstanceArgs is the one place the `refdb instance` command line is built (the launcher and
@@ -117,7 +122,7 @@ func InstanceArgs(bin string, s InstanceSpec) []string {
 	if s.Database != "" {
 		args = append(args, "--database", s.Database)
 	}
-	return args
+	return append(args, s.Unsafe.InstanceFlags()...)
 }
 
 // WithRole returns an instance command line with --role replaced.
@@ -132,14 +137,15 @@ func WithRole(args []string, role string) []string {
 	return append(out, "--role", role)
 }
 
-// StorageArgs is the `refdb storage` command line. peerAddrs (id=addr, may be empty)
-// overrides how the node dials each peer (otherwise as the volume's Install told it).
-func StorageArgs(bin, id, az, dataDir, listen, secretFile string, peerAddrs []string) []string {
+// StorageArgs is the `refdb storage` command line, with the unsafe modes storage owns.
+// peerAddrs (id=addr, may be empty) overrides how the node dials each peer (otherwise as the
+// volume's Install told it).
+func StorageArgs(bin, id, az, dataDir, listen, secretFile string, peerAddrs []string, u Unsafe) []string {
 	args := []string{bin, "storage", "--id", id, "--az", az, "--data", dataDir, "--listen", listen, "--secret-file", secretFile}
 	if len(peerAddrs) > 0 {
 		args = append(args, "--peer-addrs", strings.Join(peerAddrs, ","))
 	}
-	return args
+	return append(args, u.StorageFlags()...)
 }
 
 // SecretFile is where the cluster secret is kept (mode 0600).
@@ -211,6 +217,9 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster dir: %w", err)
+	}
+	if names := cfg.Unsafe.Names(); len(names) > 0 {
+		log.Warn("UNSAFE cluster: deliberately broken modes are on; acknowledged data may be lost", "unsafe", strings.Join(names, ","))
 	}
 	if old, err := Read(dir); err == nil {
 		for _, n := range old.Nodes {
@@ -313,7 +322,7 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 				peerAddrs = append(peerAddrs, p.ID+"="+a)
 			}
 		}
-		s.Args = StorageArgs(cfg.Bin, s.ID, s.AZ, s.DataDir, s.Addr, SecretFile(dir), peerAddrs)
+		s.Args = StorageArgs(cfg.Bin, s.ID, s.AZ, s.DataDir, s.Addr, SecretFile(dir), peerAddrs, cfg.Unsafe)
 	}
 	if err := parallel(storage, listening); err != nil {
 		return c, err
@@ -352,7 +361,7 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		}
 		args := InstanceArgs(cfg.Bin, InstanceSpec{ID: id, AZ: az, Role: role, MySQL: ports.InstanceMySQL(i),
 			Admin: ports.InstanceAdmin(i), Storage: stor, Secret: cfg.Secret, User: cfg.User, Password: cfg.Password,
-			Create: i == 0 && freshVolume, Peers: peers, Control: ctl, Database: cfg.Database})
+			Create: i == 0 && freshVolume, Peers: peers, Control: ctl, Database: cfg.Database, Unsafe: cfg.Unsafe})
 		return Node{ID: id, Kind: KindInstance, Role: role, AZ: az, MySQL: ports.InstanceMySQL(i), Admin: ports.InstanceAdmin(i),
 			Tier: 1, Args: args}, nil
 	}

@@ -194,7 +194,8 @@ func (c *Control) AddReader(ctx context.Context, req AddReaderRequest) (cluster.
 		Admin: ports.InstanceAdmin(idx), Tier: req.Tier, Log: filepath.Join(c.cfg.Dir, id+".log")}
 	n.Args = cluster.InstanceArgs(w.Args[0], cluster.InstanceSpec{ID: id, AZ: az, Role: cluster.RoleReader, MySQL: n.MySQL,
 		Admin: n.Admin, Storage: c.file.StorageList(), Secret: secret, User: c.file.User, Password: c.file.Password,
-		Peers: instanceAdmins(c.file, n.Admin), Control: "http://" + c.Addr(), Database: c.file.Database})
+		Peers: instanceAdmins(c.file, n.Admin), Control: "http://" + c.Addr(), Database: c.file.Database,
+		Unsafe: cluster.UnsafeOfArgs(w.Args)})
 	p, err := cluster.Spawn(n.Args, n.Log, nil)
 	if err != nil {
 		c.mu.Unlock()

@@ -57,6 +57,13 @@ type Config struct {
 	// Crash carries out ALTER SYSTEM CRASH INSTANCE / NODE; the default kills this process
 	// with SIGKILL (no clean shutdown). Tests running instances in-process replace it.
 	Crash func(kind sqlfront.CrashKind)
+	// Unsafe modes (deliberately broken; see refdb/cluster.Unsafe). UnsafeAck3of6 and
+	// UnsafeNoTruncation act when the instance opens the volume as the writer;
+	// UnsafeReadAboveVDL makes a writer stream commits as it proposes them and a reader apply
+	// them on receipt.
+	UnsafeAck3of6      bool
+	UnsafeNoTruncation bool
+	UnsafeReadAboveVDL bool
 }
 
 // Instance is a running DB instance.
@@ -178,7 +185,11 @@ func (i *Instance) openWriter(ctx context.Context, create bool, minEpoch uint64)
 	defer cancel()
 	bc := newBroadcaster()
 	vcfg := volume.Config{ID: i.cfg.ID, Nodes: i.cfg.Storage, PGs: i.cfg.PGs, Secret: i.cfg.Secret, Logger: i.log,
-		Epoch: minEpoch, OnDurable: bc.publish, CommitTimeout: i.cfg.CommitTimeout}
+		Epoch: minEpoch, OnDurable: bc.publish, CommitTimeout: i.cfg.CommitTimeout,
+		UnsafeAck3of6: i.cfg.UnsafeAck3of6, UnsafeNoTruncation: i.cfg.UnsafeNoTruncation}
+	if i.cfg.UnsafeReadAboveVDL {
+		vcfg.OnProposed = bc.publishProposed
+	}
 	v, err := volume.Open(openCtx, vcfg)
 	if errors.Is(err, volume.ErrFenced) && minEpoch != 0 {
 		// Someone sealed minEpoch already: take the next epoch above everything seen.
@@ -378,7 +389,7 @@ func (i *Instance) apply(ctx context.Context, ev event, from string) {
 	i.mu.Lock()
 	v, eng, role := i.vol, i.eng, i.role
 	i.mu.Unlock()
-	if role != instanceapi.RoleReader || v == nil {
+	if role != instanceapi.RoleReader || v == nil || (ev.Proposed && !i.cfg.UnsafeReadAboveVDL) {
 		return
 	}
 	catalog := false
@@ -407,7 +418,9 @@ func (i *Instance) apply(ctx context.Context, ev event, from string) {
 	if moved {
 		i.firstOnce.Do(func() { close(i.firstRP) })
 	}
-	if eng != nil && catalog && (moved || ev.Reset) {
+	// Unsafe read-above-vdl: a proposed DDL may have been read before storage held it, so
+	// the durable copy of the same commit reloads the catalog again.
+	if eng != nil && catalog && (moved || ev.Reset || (i.cfg.UnsafeReadAboveVDL && !ev.Proposed)) {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := eng.ReloadCatalog(rctx); err != nil {
 			i.log.Error("reloading the catalog", "err", err)

@@ -46,6 +46,9 @@ type event struct {
 	Reset     bool             `json:"reset,omitempty"`
 	Heartbeat bool             `json:"hb,omitempty"`
 	WriterVDL uint64           `json:"wvdl,omitempty"`
+	// Proposed marks a commit sent before it is durable (its read point is above the VDL).
+	// Only a writer in the unsafe read-above-vdl mode sends them; a safe reader ignores them.
+	Proposed bool `json:"proposed,omitempty"`
 }
 
 func streamAuth(secret []byte, reader string, ts int64) string {
@@ -105,6 +108,23 @@ func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
 		select {
 		case s.ch <- ev:
 		default: // too far behind: drop it; it reconnects and jumps to the current VDL
+			delete(b.subs, s)
+			close(s.dead)
+		}
+	}
+}
+
+// publishProposed is volume.Config.OnProposed in the unsafe read-above-vdl mode: the commit
+// goes to readers now, before the VDL passes it. The stream's resume point (b.last) stays the
+// durable one.
+func (b *broadcaster) publishProposed(rp volume.ReadPoint, d volume.Durable) {
+	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: []wireCommit{{LSN: uint64(d.LSN), Keys: d.Keys}}, Proposed: true}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		select {
+		case s.ch <- ev:
+		default:
 			delete(b.subs, s)
 			close(s.dead)
 		}
@@ -247,7 +267,11 @@ func (i *Instance) serveStream(w http.ResponseWriter, r *http.Request) {
 			if err := rc.Flush(); err != nil {
 				return
 			}
-			last = evs[len(evs)-1].RP
+			for _, e := range evs {
+				if !e.Proposed { // heartbeats repeat only durable read points
+					last = e.RP
+				}
+			}
 			note(evs[len(evs)-1])
 		case <-hb.C:
 			if !send(event{RP: last, Heartbeat: true, WriterVDL: b.vdl()}) {

@@ -23,6 +23,18 @@ type Config struct {
 	Seed     uint64
 	Duration int64 // virtual milliseconds of chaos before healing
 	Trace    bool  // keep a trace of events, returned in failures
+	// Unsafe turns on one deliberately broken mode, to show the invariant checks catch it.
+	// The default schedules never set it.
+	Unsafe Unsafe
+}
+
+// Unsafe modes of the simulation: the same switches the real processes have
+// (refdb/cluster.Unsafe), minus read-above-vdl, which lives in the instance's replica stream.
+type Unsafe struct {
+	Ack3of6        bool // writers count 3 of 6 segments as a write quorum
+	NoEpochFencing bool // storage acknowledges appends of stale epochs
+	AckBeforeFsync bool // storage sends its messages before their entries are durable
+	NoTruncation   bool // recovery installs its epoch without truncating above the VDL
 }
 
 type event struct {
@@ -166,6 +178,10 @@ func New(cfg Config) *Sim {
 	s.layout, _ = volume.NewLayout(peers, pgs)
 	s.storeCfg = storage.Config{GCWindow: redo.LSN(20 + s.rng.IntN(200)), GossipBatch: 16 + s.rng.IntN(64), GossipEvery: 5, GCEvery: 7, HintPersistEvery: redo.LSN(1 + s.rng.IntN(50))}
 	s.writerCfg = volume.WriterConfig{MaxInflight: redo.LSN(8 + s.rng.IntN(64)), MaxBatch: 1 + s.rng.IntN(16), RetryTicks: 2}
+	s.storeCfg.UnsafeNoEpochFencing = cfg.Unsafe.NoEpochFencing
+	if cfg.Unsafe.Ack3of6 {
+		s.writerCfg.WriteQuorum = 3
+	}
 	for i, n := range s.nodes {
 		c := s.storeCfg
 		c.ID = n.id
@@ -240,6 +256,13 @@ func (s *Sim) nodeOutput(i int, out storage.Output) {
 		return
 	}
 	n := s.nodes[i]
+	if s.cfg.Unsafe.AckBeforeFsync {
+		// Unsafe: the messages leave now; the entries wait for the next fsync.
+		for _, m := range out.Send {
+			s.send(m)
+		}
+		out.Send = nil
+	}
 	n.pending = append(n.pending, out)
 	if !n.syncing {
 		n.syncing = true
@@ -317,6 +340,9 @@ func (s *Sim) startWriter(create bool, round uint64) *writer {
 		w.round = s.nextEpoch
 		s.nextEpoch++
 		w.rec = volume.NewRecovery(w.id, s.layout, w.round, s.writerCfg.MaxInflight)
+	}
+	if s.cfg.Unsafe.NoTruncation {
+		w.rec.UnsafeSkipTruncation()
 	}
 	w.epoch = w.rec.Epoch()
 	s.writers = append(s.writers, w)

@@ -25,6 +25,10 @@ type Config struct {
 	GCEvery int
 	// HintPersistEvery is how far the writer's VDL hint may run ahead of its persisted copy.
 	HintPersistEvery redo.LSN
+	// UnsafeNoEpochFencing is the unsafe no-epoch-fencing mode: appends of a stale epoch are
+	// not rejected but acknowledged at their own epoch, so a replaced writer keeps committing.
+	// It breaks invariant 3 on purpose.
+	UnsafeNoEpochFencing bool
 }
 
 func (c *Config) fill() {
@@ -195,7 +199,8 @@ func (n *Node) checkEpoch(s *Segment, m *redo.Message) (Output, bool) {
 }
 
 func (n *Node) append(s *Segment, m *redo.Message) Output {
-	if out, ok := n.checkEpoch(s, m); !ok {
+	stale := n.cfg.UnsafeNoEpochFencing && s.meta.Active && m.Epoch < s.meta.Epoch
+	if out, ok := n.checkEpoch(s, m); !ok && !stale {
 		return out
 	}
 	var out Output
@@ -213,6 +218,14 @@ func (n *Node) append(s *Segment, m *redo.Message) Output {
 	s.minRead = m.Floor
 	ack := n.reply(m, redo.MsgAppendAck)
 	ack.Epoch, ack.SCL = s.meta.Epoch, s.SCL()
+	if stale {
+		// Unsafe: answer the stale writer as if its epoch were current and everything it sent
+		// were held (a truncation may already have discarded it).
+		ack.Epoch = m.Epoch
+		if k := len(m.Records); k > 0 {
+			ack.SCL = max(ack.SCL, m.Records[k-1].LSN)
+		}
+	}
 	out.Send = append(out.Send, ack)
 	return out
 }

@@ -31,6 +31,14 @@ type ServerConfig struct {
 	// every storage-to-storage link its own proxy.
 	PeerAddrs map[string]string
 	Logger    *slog.Logger
+	// UnsafeNoEpochFencing: see Config.UnsafeNoEpochFencing.
+	UnsafeNoEpochFencing bool
+	// UnsafeAckBeforeFsync is the unsafe ack-before-fsync mode: messages (acks) go out as soon
+	// as a step produced them, and the log entries are written and fsynced lazily, every
+	// LazyFlush, so a killed node loses records it acknowledged. It breaks invariant 1 on purpose.
+	UnsafeAckBeforeFsync bool
+	// LazyFlush is the write period of UnsafeAckBeforeFsync (default 1s).
+	LazyFlush time.Duration
 }
 
 // Server drives a Node over TCP with a fsynced WAL: one goroutine per connection feeds the
@@ -71,6 +79,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.ScrubEvery == 0 {
 		cfg.ScrubEvery = time.Minute
 	}
+	if cfg.LazyFlush == 0 {
+		cfg.LazyFlush = time.Second
+	}
 	log := cfg.Logger.With("node", cfg.ID)
 	wal, entries, rep, err := OpenWAL(cfg.Dir, log)
 	if err != nil {
@@ -81,7 +92,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		wal.Close()
 		return nil, fmt.Errorf("storage server %s: listen: %w", cfg.ID, err)
 	}
-	core := Restore(Config{ID: cfg.ID, GCWindow: cfg.GCWindow}, entries)
+	core := Restore(Config{ID: cfg.ID, GCWindow: cfg.GCWindow, UnsafeNoEpochFencing: cfg.UnsafeNoEpochFencing}, entries)
 	log.Info("storage node restored", "addr", ln.Addr().String(), "entries", rep.Entries, "corrupt", rep.Corrupt,
 		"torn_bytes", rep.TornBytes, "segments", len(core.PGs()), "records", core.LiveRecords())
 	if rep.Corrupt > 0 {
@@ -303,12 +314,41 @@ func (s *Server) syncLoop(ctx context.Context) error {
 	rounds := 0
 	scrub := time.NewTicker(s.cfg.ScrubEvery)
 	defer scrub.Stop()
+	// Unsafe ack-before-fsync: entries wait here, unwritten, while their acks are already out.
+	var lazy []redo.Entry
+	var lazyTick <-chan time.Time
+	if s.cfg.UnsafeAckBeforeFsync {
+		t := time.NewTicker(s.cfg.LazyFlush)
+		defer t.Stop()
+		lazyTick = t.C
+	}
+	write := func(entries []redo.Entry) error {
+		if len(entries) == 0 {
+			return nil
+		}
+		if err := s.wal.Append(entries); err != nil {
+			s.log.Error("disk write failed: stopping so no unsynced record is acknowledged", "err", err)
+			return fmt.Errorf("storage server %s: %w", s.cfg.ID, err)
+		}
+		if err := s.wal.Sync(); err != nil {
+			s.log.Error("fsync failed: stopping so no unsynced record is acknowledged", "err", err)
+			return fmt.Errorf("storage server %s: %w", s.cfg.ID, err)
+		}
+		return nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return write(lazy) // a clean stop keeps them; a SIGKILL does not
 		case <-scrub.C:
 			s.scrub()
+			continue
+		case <-lazyTick:
+			err := write(lazy)
+			lazy = nil
+			if err != nil {
+				return err
+			}
 			continue
 		case <-s.kick:
 		}
@@ -320,15 +360,10 @@ func (s *Server) syncLoop(ctx context.Context) error {
 		for _, o := range outs {
 			entries = append(entries, o.Persist...)
 		}
-		if len(entries) > 0 {
-			if err := s.wal.Append(entries); err != nil {
-				s.log.Error("disk write failed: stopping so no unsynced record is acknowledged", "err", err)
-				return fmt.Errorf("storage server %s: %w", s.cfg.ID, err)
-			}
-			if err := s.wal.Sync(); err != nil {
-				s.log.Error("fsync failed: stopping so no unsynced record is acknowledged", "err", err)
-				return fmt.Errorf("storage server %s: %w", s.cfg.ID, err)
-			}
+		if s.cfg.UnsafeAckBeforeFsync {
+			lazy = append(lazy, entries...)
+		} else if err := write(entries); err != nil {
+			return err
 		}
 		for _, o := range outs {
 			for _, m := range o.Send {

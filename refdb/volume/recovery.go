@@ -31,6 +31,9 @@ type Recovery struct {
 	start   redo.LSN
 	ticks   int
 	seen    uint64 // highest epoch a rejection reported
+	// noTruncate is the unsafe no-truncation mode: the new epoch is installed without
+	// discarding the older epochs' records above the VDL.
+	noTruncate bool
 }
 
 type recPG struct {
@@ -84,6 +87,11 @@ func NewCreate(id string, layout Layout) *Recovery {
 
 // Epoch is the epoch being installed.
 func (r *Recovery) Epoch() uint64 { return r.epoch }
+
+// UnsafeSkipTruncation makes the recovery install its epoch without truncating the records
+// above the VDL: they stay on the segments that hold them and become visible once the new
+// writer's VDL passes them. It breaks invariant 2 on purpose (the unsafe no-truncation mode).
+func (r *Recovery) UnsafeSkipTruncation() { r.noTruncate = true }
 
 // Done reports whether recovery finished, and its error.
 func (r *Recovery) Done() (bool, error) { return r.phase == 2 || r.err != nil, r.err }
@@ -277,7 +285,11 @@ func (r *Recovery) compute() {
 	// A writer of any earlier epoch allocates at most MaxInflight LSNs above max(its VDL, its
 	// start - 1); its VDL is at most the one computed here once the seal fenced it.
 	r.start = max(maxSeen, max(vdl, lastStart-1)+r.lal) + 1
-	r.history = append(h.Clone(), redo.EpochEntry{Epoch: r.epoch, Trunc: vdl, Start: r.start, Owner: r.id})
+	trunc := vdl
+	if r.noTruncate {
+		trunc = r.start - 1 // nothing below the new epoch's first LSN is discarded
+	}
+	r.history = append(h.Clone(), redo.EpochEntry{Epoch: r.epoch, Trunc: trunc, Start: r.start, Owner: r.id})
 	for i, p := range r.pgs {
 		for _, s := range p.segs {
 			if m := p.seals[s]; m != nil {

@@ -43,6 +43,14 @@ type Config struct {
 	// in LSN order and with no gap, under the volume's lock: it must not block or call back
 	// into the volume. It feeds the replica stream.
 	OnDurable func(ReadPoint, []Durable)
+	// OnProposed, if set (writers only), is called with every commit as it is proposed, before
+	// it is durable, under the volume's lock, with a read point at its LSN. Only the unsafe
+	// read-above-vdl mode sets it: it lets readers see commits that may yet be lost.
+	OnProposed func(ReadPoint, Durable)
+	// UnsafeAck3of6 acknowledges commits at 3 of 6 segments instead of the write quorum.
+	UnsafeAck3of6 bool
+	// UnsafeNoTruncation recovers without truncating the records above the VDL.
+	UnsafeNoTruncation bool
 }
 
 // ReadPoint is a point a read-only volume may read at: a VDL of the writer, with the writer's
@@ -143,6 +151,9 @@ func (v *Volume) recover(ctx context.Context) error {
 				epoch = 2
 			}
 			v.rec = NewRecovery(v.cfg.ID, v.layout, epoch, v.cfg.MaxInflight)
+			if v.cfg.UnsafeNoTruncation {
+				v.rec.UnsafeSkipTruncation()
+			}
 		}
 		msgs := v.rec.Start()
 		wait := v.changed
@@ -154,6 +165,9 @@ func (v *Volume) recover(ctx context.Context) error {
 			rec := v.rec
 			if done && err == nil {
 				c := WriterConfig{ID: v.cfg.ID, MaxInflight: v.cfg.MaxInflight}
+				if v.cfg.UnsafeAck3of6 {
+					c.WriteQuorum = 3
+				}
 				v.core = NewWriter(c, v.layout, rec.State())
 				v.rec = nil
 				v.log.Info("volume open", "epoch", rec.Epoch(), "vdl", v.core.VDL(), "next_lsn", v.core.NextLSN())
@@ -297,6 +311,15 @@ func (v *Volume) Commit(ctx context.Context, ops []Op) (redo.LSN, error) {
 			// LSNs are allocated in order under the lock, so waiters stay sorted.
 			done = make(chan struct{})
 			v.waiters = append(v.waiters, commitWaiter{lsn: lsn, done: done, ops: ops})
+			if v.cfg.OnProposed != nil {
+				rp := v.readPointLocked()
+				rp.VDL = lsn
+				d := Durable{LSN: lsn, Keys: make([][]byte, len(ops))}
+				for j, op := range ops {
+					d.Keys[j] = op.Key
+				}
+				v.cfg.OnProposed(rp, d)
+			}
 			// The flusher sends the appends: commits proposed while it is busy share one
 			// append message per segment.
 			select {

@@ -32,6 +32,10 @@ type WriterConfig struct {
 	RetryTicks int
 	// HeartbeatTicks is how often every segment of every PG is probed, busy or not.
 	HeartbeatTicks int
+	// WriteQuorum is how many segments of a PG must hold a record before it counts as durable.
+	// 0 means the volume's WriteQuorum; anything lower is the unsafe ack-3of6 mode (a commit
+	// acknowledged there need not intersect a later recovery's read quorum).
+	WriteQuorum int
 }
 
 func (c *WriterConfig) fill() {
@@ -46,6 +50,9 @@ func (c *WriterConfig) fill() {
 	}
 	if c.HeartbeatTicks == 0 {
 		c.HeartbeatTicks = 25
+	}
+	if c.WriteQuorum == 0 {
+		c.WriteQuorum = WriteQuorum
 	}
 }
 
@@ -264,7 +271,7 @@ func (w *Writer) advance() {
 				n++
 			}
 		}
-		if n < WriteQuorum {
+		if n < w.cfg.WriteQuorum {
 			break
 		}
 		w.vcl = pl.lsn
@@ -362,5 +369,5 @@ func (w *Writer) QuorumReport() string {
 			n++
 		}
 	}
-	return fmt.Sprintf("LSN %d of PG %d is on %d of %d segments, write quorum is %d", pl.lsn, pl.pg, n, len(p.segs), WriteQuorum)
+	return fmt.Sprintf("LSN %d of PG %d is on %d of %d segments, write quorum is %d", pl.lsn, pl.pg, n, len(p.segs), w.cfg.WriteQuorum)
 }

@@ -139,6 +139,9 @@ var _ targets.Target = (*Cluster)(nil)
 // default) and the writer and reader endpoints. On error nothing is left
 // running.
 func Start(ctx context.Context, opts targets.Options) (t targets.Target, err error) {
+	if len(opts.Unsafe) > 0 {
+		return nil, targets.SetupError("%s: unsafe modes are refdb's only, got %v", "mariadb", opts.Unsafe)
+	}
 	c, err := start(ctx, opts)
 	if err != nil {
 		return nil, err

@@ -133,6 +133,9 @@ var _ targets.Target = (*Cluster)(nil)
 // default) and the writer and reader endpoints. On error nothing is left
 // running.
 func Start(ctx context.Context, opts targets.Options) (targets.Target, error) {
+	if len(opts.Unsafe) > 0 {
+		return nil, targets.SetupError("%s: unsafe modes are refdb's only, got %v", "postgres", opts.Unsafe)
+	}
 	c, err := start(ctx, opts)
 	if err != nil {
 		return nil, err

@@ -65,8 +65,15 @@ func Start(ctx context.Context, opts targets.Options) (targets.Target, error) {
 	if readers == 0 {
 		readers = 2
 	}
+	unsafe, err := cluster.ParseUnsafe(opts.Unsafe)
+	if err != nil {
+		return fail(targets.SetupError("refdb: %v", err))
+	}
+	if unsafe.Any() {
+		logf("refdb: UNSAFE modes on (deliberately broken, for testing checkers): %s", strings.Join(unsafe.Names(), ", "))
+	}
 	began := time.Now()
-	cfg := cluster.Config{Dir: filepath.Join(dir, "cluster"), Bin: bin, Readers: readers, PortBase: base}
+	cfg := cluster.Config{Dir: filepath.Join(dir, "cluster"), Bin: bin, Readers: readers, PortBase: base, Unsafe: unsafe}
 	if nw := opts.Network; nw != nil {
 		cfg.Link = func(from, to cluster.LinkEnd, addr string) (string, error) {
 			return nw.Link(netem.NodeRef(from), netem.NodeRef(to), addr)
