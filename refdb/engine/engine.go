@@ -239,6 +239,11 @@ func (t *Txn) HasWrites() bool {
 
 var errDone = errors.New("engine: transaction already finished")
 
+// ErrOutcomeUnknown marks a commit whose redo batch may have reached storage: the store
+// failed (fenced, unavailable, cancelled) after the batch was handed to it, so the commit may
+// still be, or become, durable. The client must not be told it failed.
+var ErrOutcomeUnknown = errors.New("commit outcome unknown")
+
 // Get reads key at the transaction's snapshot, seeing its own writes.
 func (t *Txn) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	t.mu.Lock()
@@ -461,7 +466,7 @@ func (t *Txn) Commit(ctx context.Context) (LSN, error) {
 	lsn, err := t.e.store.Commit(ctx, writes)
 	t.e.cache.endWrite(writes, lsn, err == nil)
 	if err != nil {
-		return 0, fmt.Errorf("commit of %d writes: %w", len(writes), err)
+		return 0, fmt.Errorf("commit of %d writes: %w: %w", len(writes), ErrOutcomeUnknown, err)
 	}
 	t.e.stats.Commits.Add(1)
 	return lsn, nil

@@ -304,16 +304,34 @@ type systemHandler struct {
 	fe *Frontend
 }
 
+// dropAfterStatement asks for connection id to be closed when its current statement returns.
+func (f *Frontend) dropAfterStatement(id uint32) { f.dropConns.Store(id, struct{}{}) }
+
+// after closes c if its statement left a commit of unknown outcome: the client then sees a
+// lost connection (outcome unknown) instead of the statement's error (a definite failure).
+func (h *systemHandler) after(c *mysql.Conn, err error) error {
+	if _, drop := h.fe.dropConns.LoadAndDelete(c.ConnectionID); drop {
+		h.fe.log.Warn("commit outcome unknown: closing the client connection", "conn", c.ConnectionID, "err", err)
+		c.Close()
+	}
+	return err
+}
+
+func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *mysql.PrepareData, callback func(*sqltypes.Result) error) error {
+	return h.after(c, h.Handler.ComStmtExecute(ctx, c, prepare, callback))
+}
+
 func (h *systemHandler) ComQuery(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) error {
 	if !IsAlterSystem(query) {
-		return h.Handler.ComQuery(ctx, c, query, callback)
+		return h.after(c, h.Handler.ComQuery(ctx, c, query, callback))
 	}
 	return h.run(ctx, c, firstStatement(query), callback)
 }
 
 func (h *systemHandler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) (string, error) {
 	if !IsAlterSystem(query) {
-		return h.Handler.ComMultiQuery(ctx, c, query, callback)
+		rest, err := h.Handler.ComMultiQuery(ctx, c, query, callback)
+		return rest, h.after(c, err)
 	}
 	stmt, rest := firstStatement(query), ""
 	if len(stmt) < len(query) {

@@ -61,13 +61,16 @@ type ReplicaStatus struct {
 
 // Frontend is a running MySQL-protocol server over an engine.
 type Frontend struct {
-	cfg      Config
-	eng      atomic.Pointer[engine.Engine]
-	gms      *sqle.Engine
-	srv      *server.Server
-	ln       *trackingListener
-	log      *slog.Logger
-	readOnly atomic.Bool
+	cfg Config
+	// dropConns holds the ids of connections to close once their statement returns (a
+	// commit of unknown outcome); see Session.CommitTransaction.
+	dropConns sync.Map
+	eng       atomic.Pointer[engine.Engine]
+	gms       *sqle.Engine
+	srv       *server.Server
+	ln        *trackingListener
+	log       *slog.Logger
+	readOnly  atomic.Bool
 
 	metaMu sync.Mutex
 	metas  map[uint32]*tableMeta

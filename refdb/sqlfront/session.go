@@ -146,6 +146,13 @@ func (s *Session) CommitTransaction(ctx *sql.Context, tx sql.Transaction) error 
 		return nil // rolled back by a deadlock: nothing left to commit
 	}
 	if _, err := txn.Commit(ctx); err != nil {
+		if errors.Is(err, engine.ErrOutcomeUnknown) {
+			// A MySQL error would tell the client the transaction failed, yet the batch may
+			// be (or become) durable: a fenced writer's batch can survive the new writer's
+			// recovery. Like a server that dies mid-commit, drop the connection after this
+			// statement, so the client sees the outcome as unknown.
+			s.fe.dropAfterStatement(s.ID())
+		}
 		if errors.Is(err, volume.ErrUnavailable) {
 			// The outcome is unknown: the writer keeps retransmitting the batch.
 			return sqlErr(erErrorDuringCommit, "HY000", fmt.Sprintf("Got error 5 - 'storage unavailable, the commit outcome is unknown: %s' during COMMIT", oneLine(err)))
