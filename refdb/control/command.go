@@ -26,6 +26,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 250*time.Millisecond, "timeout of one heartbeat")
 	fs.IntVar(&cfg.FailAfter, "fail-after", 3, "failed heartbeats in a row that mark a running instance down")
 	fs.DurationVar(&cfg.HungAfter, "hung-after", 2*time.Second, "how long a running (not stopped) instance may go unanswered before it is declared down")
+	fs.DurationVar(&cfg.StallAfter, "stall-after", 2*time.Second, "how long a writer may report commits making no progress (cut off from storage) before it is failed over")
 	fs.DurationVar(&cfg.MaxFailoverLag, "max-failover-lag", time.Second, "largest lag of a planned failover's target")
 	fs.DurationVar(&cfg.PromoteTimeout, "promote-timeout", time.Minute, "bound of one promote (recovery included)")
 	fs.DurationVar(&cfg.RestartBackoff, "restart-backoff", time.Second, "least time between two restarts of an instance")

@@ -61,6 +61,10 @@ type Config struct {
 	// under load must not be failed over, while a stopped (SIGSTOP) or dead one is caught
 	// after FailAfter misses or at once.
 	HungAfter time.Duration
+	// StallAfter is how long a writer that answers its heartbeats may report commits waiting
+	// without progress (cut off from a write quorum: a partition, lost storage) before it is
+	// failed over, when a healthy reader can take over (default 2s).
+	StallAfter time.Duration
 	// MaxFailoverLag is the largest lag a planned failover target may have (default 1s).
 	MaxFailoverLag time.Duration
 	// PromoteTimeout bounds one promote, recovery included (default 60s).
@@ -79,6 +83,9 @@ func (c *Config) defaults() {
 	}
 	if c.FailAfter <= 0 {
 		c.FailAfter = 3
+	}
+	if c.StallAfter <= 0 {
+		c.StallAfter = 2 * time.Second
 	}
 	if c.HungAfter <= 0 {
 		c.HungAfter = 2 * time.Second
@@ -310,6 +317,17 @@ func (c *Control) observe(id string, s instanceapi.Status, err error, took time.
 		c.bumpLocked()
 	}
 	if st.ok {
+		stalled := time.Duration(s.StalledMS * float64(time.Millisecond))
+		if n.Role == cluster.RoleWriter && s.Role == instanceapi.RoleWriter && stalled >= c.cfg.StallAfter && !c.failing &&
+			time.Since(c.lastFail) >= c.cfg.RestartBackoff && len(c.candidatesLocked(id)) > 0 {
+			// It answers, but cannot commit: a reader that reaches storage recovers the
+			// volume under a new epoch, which fences it; it rejoins as a reader (reconcile).
+			c.failing = true
+			c.bumpLocked()
+			c.log.Warn("writer stalled: commits make no progress; failing over", "writer", id, "stalled", stalled)
+			c.goBackground(func(ctx context.Context) { _, _ = c.failover(ctx, "automatic", id, "") })
+			return
+		}
 		c.reconcileLocked(n, st)
 		return
 	}

@@ -456,6 +456,9 @@ func (i *Instance) Status() instanceapi.Status {
 		st.Epoch, st.ReadPoint = v.Epoch(), uint64(v.VDL())
 		st.VDL = st.ReadPoint
 	}
+	if role == instanceapi.RoleWriter && v != nil {
+		st.StalledMS = float64(v.StalledFor().Microseconds()) / 1000
+	}
 	if role == instanceapi.RoleReader {
 		i.lag.mu.Lock()
 		st.VDL = max(st.VDL, i.lag.writerVDL)

@@ -68,6 +68,9 @@ type Status struct {
 	// Healthy is false while the instance cannot serve queries (recovering, storage lost).
 	Healthy bool      `json:"healthy"`
 	Started time.Time `json:"started"`
+	// StalledMS is, on the writer, how long commits have waited without the VDL moving
+	// (0 when none waits): a writer cut off from storage answers but cannot commit.
+	StalledMS float64 `json:"stalled_ms,omitempty"`
 }
 
 // PromoteRequest is the body of POST /promote.

@@ -89,8 +89,10 @@ type Volume struct {
 	closed   bool
 	flush    chan struct{}
 	waiters  []commitWaiter
-	rp       ReadPoint // read-only volumes: the current read point
-	rpSet    bool
+	// lastRelease is when a waiting commit last became durable (see StalledFor).
+	lastRelease time.Time
+	rp          ReadPoint // read-only volumes: the current read point
+	rpSet       bool
 }
 
 // Open connects to the storage nodes and creates or recovers the volume; it returns once the
@@ -310,7 +312,7 @@ func (v *Volume) Commit(ctx context.Context, ops []Op) (redo.LSN, error) {
 		if err == nil {
 			// LSNs are allocated in order under the lock, so waiters stay sorted.
 			done = make(chan struct{})
-			v.waiters = append(v.waiters, commitWaiter{lsn: lsn, done: done, ops: ops})
+			v.waiters = append(v.waiters, commitWaiter{lsn: lsn, done: done, ops: ops, at: time.Now()})
 			if v.cfg.OnProposed != nil {
 				rp := v.readPointLocked()
 				rp.VDL = lsn
@@ -358,6 +360,7 @@ func (v *Volume) Commit(ctx context.Context, ops []Op) (redo.LSN, error) {
 }
 
 type commitWaiter struct {
+	at   time.Time // when it was proposed
 	lsn  redo.LSN
 	done chan struct{}
 	ops  []Op
@@ -391,7 +394,25 @@ func (v *Volume) release() {
 	}
 	if i > 0 {
 		v.waiters = append(v.waiters[:0], v.waiters[i:]...)
+		v.lastRelease = time.Now()
 	}
+}
+
+// StalledFor is how long commits have waited without the VDL moving: 0 when nothing waits,
+// else the time since the oldest waiting commit was proposed or since a commit last became
+// durable, whichever is later. A writer cut off from a write quorum of some PG shows it
+// growing while it still answers its heartbeats; the control plane fails over on it.
+func (v *Volume) StalledFor() time.Duration {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.waiters) == 0 {
+		return 0
+	}
+	since := v.waiters[0].at
+	if v.lastRelease.After(since) {
+		since = v.lastRelease
+	}
+	return time.Since(since)
 }
 
 func (v *Volume) quorumReport() string {
