@@ -582,8 +582,9 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// WaitGreeting waits until a TCP connection to addr receives a MySQL server greeting (a
-// protocol-10 handshake packet): the endpoint there routes to a serving instance.
+// WaitGreeting waits until a TCP connection to addr receives the server's first bytes (a
+// MySQL server speaks first, with its greeting): the endpoint there routes to a serving
+// instance instead of accepting and closing.
 func WaitGreeting(ctx context.Context, addr string) error {
 	var last error
 	for {
@@ -606,12 +607,9 @@ func greeting(ctx context.Context, addr string) error {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	var hdr [5]byte // 3-byte length, sequence id, then the protocol version
-	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+	var b [1]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
 		return fmt.Errorf("no greeting: %w", err)
-	}
-	if hdr[4] != 10 {
-		return fmt.Errorf("not a MySQL greeting (first byte %#x)", hdr[4])
 	}
 	return nil
 }
