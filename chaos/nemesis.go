@@ -22,6 +22,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aurorabench/aurorabench/chaos/netem"
@@ -372,16 +373,31 @@ func (n *Nemesis) inject(ctx context.Context, sp spec, clock func() int64, rec f
 	sleep(ctx, n.schedule.Duration)
 	hctx, cancel := healCtx()
 	defer cancel()
+	// Heal every node at once, as power coming back would: a restarted instance waits until
+	// it serves, which needs the storage nodes restarted in the same heal.
+	healErrs := make([]error, len(done))
+	var wg sync.WaitGroup
+	for i, x := range done {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if sp.action == "kill" {
+				err = x.Start(hctx)
+			} else {
+				err = x.Resume(hctx)
+			}
+			if err != nil {
+				healErrs[i] = fmt.Errorf("heal %s on %s: %w", sp.action, x.ID(), err)
+			}
+		}()
+	}
+	wg.Wait()
 	var healErr error
-	for _, x := range done {
-		var err error
-		if sp.action == "kill" {
-			err = x.Start(hctx)
-		} else {
-			err = x.Resume(hctx)
-		}
-		if err != nil && healErr == nil {
-			healErr = fmt.Errorf("heal %s on %s: %w", sp.action, x.ID(), err)
+	for _, err := range healErrs {
+		if err != nil {
+			healErr = err
+			break
 		}
 	}
 	event("stop-"+sp.action, label, nil, healErr)

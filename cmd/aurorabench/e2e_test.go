@@ -132,3 +132,45 @@ func processAlive(pid int) bool {
 	f := strings.Fields(string(b))
 	return len(f) > 2 && f[2] != "Z"
 }
+
+// TestSuiteCIOnRefdb runs `aurorabench run --suite ci` against an embedded refdb cluster, as
+// a CI job would: every case (register, bank and set under writer and storage kills, pauses,
+// a minority kill and an AZ partition) must come out valid, exit status 0, with one results
+// folder per case and the suite's summary line last.
+func TestSuiteCIOnRefdb(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, stderr := run(t, "run", "--suite", "ci", "--time", "8s", "--nemesis-interval", "2s",
+		"--nemesis-duration", "2s", "--concurrency", "8", "--seed", "17", "--progress", "never", "--out", out)
+	if code != exitValid {
+		t.Fatalf("exit %d\nstdout: %s\nstderr tail: %s", code, stdout, tail(stderr, 3000))
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "VALID: suite ci on refdb") {
+		t.Fatalf("last line %q", last)
+	}
+	t.Log(last)
+	dirs, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) != len(suites["ci"]) {
+		t.Fatalf("%d results folders for %d cases", len(dirs), len(suites["ci"]))
+	}
+	for _, d := range dirs {
+		s, err := report.ReadSummary(filepath.Join(out, d.Name()))
+		if err != nil || !s.Valid {
+			t.Errorf("%s: %v %+v", d.Name(), err, s)
+		}
+		if n, _ := s.Checks["faults"].Numbers["faults"].(float64); n == 0 && !strings.Contains(d.Name(), "none") {
+			t.Errorf("%s: no fault was injected", d.Name())
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

@@ -151,7 +151,7 @@ func runOn(ctx context.Context, tgt targets.Target, wl workloads.Workload, f run
 	}
 	defer closeEnv()
 	slog.Info("setting up workload", "workload", wl.Name())
-	if err := wl.Setup(ctx, env); err != nil {
+	if err := setupWithRetry(ctx, wl, env); err != nil {
 		return exitUsage, usageError{fmt.Errorf("workload %s setup: %w", wl.Name(), err)}
 	}
 	if err := workloads.WaitReplicas(ctx, env, 2*time.Minute); err != nil {
@@ -562,4 +562,25 @@ func (f *runFlags) validate() (workloads.Workload, workloads.Params, error) {
 		return nil, params, usageError{err}
 	}
 	return wl, params, nil
+}
+
+// setupRetryFor bounds how long a workload's setup is retried: the target may still be
+// recovering from the previous case's faults (a failover finishing, a fenced writer's DDL
+// refused), and setup only drops and creates its own tables, so running it again is safe.
+const setupRetryFor = 60 * time.Second
+
+func setupWithRetry(ctx context.Context, wl workloads.Workload, env *workloads.Env) error {
+	deadline := time.Now().Add(setupRetryFor)
+	for attempt := 1; ; attempt++ {
+		err := wl.Setup(ctx, env)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		slog.Warn("workload setup failed; retrying", "workload", wl.Name(), "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
 }
