@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/aurorabench/aurorabench/checker"
@@ -71,7 +72,7 @@ type RunFigures struct {
 // from summary.json the same way.
 func FiguresOf(s *Summary, dir string) RunFigures {
 	f := RunFigures{Valid: s.Valid, Dir: dir}
-	for _, name := range sortedKeys(s.Checks) {
+	for _, name := range slices.Sorted(maps.Keys(s.Checks)) {
 		r := s.Checks[name]
 		f.Anomalies += len(r.Anomalies)
 		if f.First == "" && len(r.Anomalies) > 0 {
@@ -250,7 +251,7 @@ func CompareHTMLOf(dir string, c *Comparison) ([]byte, error) {
 	if len(c.Targets) > 0 {
 		pg.Base = c.Targets[0]
 	}
-	for _, k := range sortedKeys(c.Config) {
+	for _, k := range slices.Sorted(maps.Keys(c.Config)) {
 		pg.Config = append(pg.Config, kv{k, fmtAny(c.Config[k])})
 	}
 	for _, cs := range c.Cases {
@@ -401,12 +402,3 @@ svg.plot text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helve
 </section>{{end}}
 </main></body></html>
 `))
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}

@@ -339,19 +339,12 @@ func (l *link) accept() {
 	}
 }
 
-func (l *link) resetAll() {
-	l.mu.Lock()
-	victims := make([]*pconn, 0, len(l.conns))
-	for pc := range l.conns {
-		victims = append(victims, pc)
-	}
-	l.mu.Unlock()
-	for _, pc := range victims {
-		pc.close(true)
-	}
-}
+func (l *link) resetAll() { l.closeConns(true) }
 
-func (l *link) closeAll() {
+func (l *link) closeAll() { l.closeConns(false) }
+
+// closeConns closes every connection through the link, with a TCP reset when reset is set.
+func (l *link) closeConns(reset bool) {
 	l.mu.Lock()
 	victims := make([]*pconn, 0, len(l.conns))
 	for pc := range l.conns {
@@ -359,7 +352,7 @@ func (l *link) closeAll() {
 	}
 	l.mu.Unlock()
 	for _, pc := range victims {
-		pc.close(false)
+		pc.close(reset)
 	}
 }
 

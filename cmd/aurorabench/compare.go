@@ -13,10 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/aurorabench/aurorabench/chaos"
-	"github.com/aurorabench/aurorabench/chaos/netem"
 	"github.com/aurorabench/aurorabench/report"
-	"github.com/aurorabench/aurorabench/targets"
 	"github.com/aurorabench/aurorabench/workloads"
 )
 
@@ -138,33 +135,12 @@ func compareTarget(ctx context.Context, t, label string, cases []suiteCase, f ru
 		}
 		return exitUsage
 	}
-	slog.Info("starting target", "target", label, "replicas", f.replicas)
-	opts := targets.Options{Replicas: f.replicas, Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }}
-	for _, c := range cases {
-		if chaos.NeedsNetwork(c.nemesis) && opts.Network == nil {
-			// Link proxies for the network faults; they outlive the target (see cmdRun).
-			opts.Network = netem.New(slog.Default())
-			defer func() {
-				cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				if err := opts.Network.Close(cctx); err != nil {
-					slog.Warn("stopping link proxies", "err", err)
-				}
-			}()
-		}
-	}
-	tgt, err := openTarget(ctx, t, opts)
+	tgt, stop, err := startTarget(ctx, t, f, cases)
 	if err != nil {
 		slog.Error("target did not start", "target", label, "err", err)
 		return fail(0, fmt.Errorf("target %s: %w", label, err))
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := tgt.Close(cctx); err != nil {
-			slog.Warn("stopping target", "target", label, "err", err)
-		}
-	}()
+	defer stop()
 	worst := exitValid
 	for i, c := range cases {
 		if ctx.Err() != nil {

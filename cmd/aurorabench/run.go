@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -111,31 +112,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	if len(f.unsafe) > 0 {
 		slog.Warn("UNSAFE run: refdb starts with deliberately broken modes; anomalies are expected", "unsafe", strings.Join(f.unsafe, ","))
 	}
-	slog.Info("starting target", "target", targetLabel(f.target), "replicas", f.replicas)
-	opts := targets.Options{Replicas: f.replicas, Unsafe: f.unsafe, Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }}
-	if needsNetwork(f) {
-		// Every inter-node connection of the target goes through a link proxy of this
-		// network; it outlives the target, whose processes dial it until they stop.
-		opts.Network = netem.New(slog.Default())
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := opts.Network.Close(cctx); err != nil {
-				slog.Warn("stopping link proxies", "err", err)
-			}
-		}()
+	cases := suites[f.suite]
+	if f.suite == "" {
+		cases = []suiteCase{{f.workload, f.nemesis}}
 	}
-	tgt, err := openTarget(ctx, f.target, opts)
+	tgt, stop, err := startTarget(ctx, f.target, f, cases)
 	if err != nil {
 		return exitUsage, usageError{fmt.Errorf("target %s: %w", targetLabel(f.target), err)}
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := tgt.Close(cctx); err != nil {
-			slog.Warn("stopping target", "err", err)
-		}
-	}()
+	defer stop()
 
 	if f.suite != "" {
 		return runSuite(ctx, tgt, f.suite, f, params, stdout)
@@ -304,18 +289,38 @@ func targetLabel(t string) string {
 	return t
 }
 
-// needsNetwork reports whether the run (or any case of its suite) injects
-// network faults, so the target must be started with link proxies.
-func needsNetwork(f runFlags) bool {
-	if f.suite == "" {
-		return chaos.NeedsNetwork(f.nemesis)
+// startTarget starts a target for the given cases: with link proxies when any case injects
+// network faults (the network outlives the target, whose processes dial it until they stop).
+// stop closes the target, then the proxies.
+func startTarget(ctx context.Context, name string, f runFlags, cases []suiteCase) (targets.Target, func(), error) {
+	slog.Info("starting target", "target", targetLabel(name), "replicas", f.replicas)
+	opts := targets.Options{Replicas: f.replicas, Unsafe: f.unsafe, Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }}
+	if slices.ContainsFunc(cases, func(c suiteCase) bool { return chaos.NeedsNetwork(c.nemesis) }) {
+		opts.Network = netem.New(slog.Default())
 	}
-	for _, c := range suites[f.suite] {
-		if chaos.NeedsNetwork(c.nemesis) {
-			return true
+	closeNetwork := func() {
+		if opts.Network == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := opts.Network.Close(cctx); err != nil {
+			slog.Warn("stopping link proxies", "err", err)
 		}
 	}
-	return false
+	tgt, err := openTarget(ctx, name, opts)
+	if err != nil {
+		closeNetwork()
+		return nil, nil, err
+	}
+	return tgt, func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := tgt.Close(cctx); err != nil {
+			slog.Warn("stopping target", "target", targetLabel(name), "err", err)
+		}
+		closeNetwork()
+	}, nil
 }
 
 func openTarget(ctx context.Context, name string, opts targets.Options) (targets.Target, error) {

@@ -593,23 +593,30 @@ func (v *Volume) read(ctx context.Context, req *redo.Message, pg uint32, at redo
 	return nil, fmt.Errorf("read at %d from PG %d: %w: %w", at, pg, ErrUnavailable, errors.Join(errs...))
 }
 
+// statusRequest registers a request whose answer comes back by ReqID on the status path
+// (node status, fault injection); done unregisters it.
+func (v *Volume) statusRequest() (uint64, chan *redo.Message, func()) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.reqID++
+	id := v.reqID
+	ch := make(chan *redo.Message, 1)
+	v.statuses[id] = ch
+	return id, ch, func() {
+		v.mu.Lock()
+		delete(v.statuses, id)
+		v.mu.Unlock()
+	}
+}
+
 // NodeStatus asks one storage node for the state of its segments.
 func (v *Volume) NodeStatus(ctx context.Context, node string) ([]redo.SegStatus, error) {
 	l := v.links[node]
 	if l == nil {
 		return nil, fmt.Errorf("node status: unknown node %q", node)
 	}
-	v.mu.Lock()
-	v.reqID++
-	id := v.reqID
-	ch := make(chan *redo.Message, 1)
-	v.statuses[id] = ch
-	v.mu.Unlock()
-	defer func() {
-		v.mu.Lock()
-		delete(v.statuses, id)
-		v.mu.Unlock()
-	}()
+	id, ch, done := v.statusRequest()
+	defer done()
 	if !l.Send(&redo.Message{Type: redo.MsgStatus, From: v.cfg.ID, To: node, ReqID: id}) {
 		return nil, fmt.Errorf("node status %s: %w: not connected", node, ErrUnavailable)
 	}
@@ -631,17 +638,8 @@ func (v *Volume) InjectFault(ctx context.Context, node string, spec redo.FaultSp
 	if l == nil {
 		return redo.FaultState{}, fmt.Errorf("inject fault: unknown node %q", node)
 	}
-	v.mu.Lock()
-	v.reqID++
-	id := v.reqID
-	ch := make(chan *redo.Message, 1)
-	v.statuses[id] = ch
-	v.mu.Unlock()
-	defer func() {
-		v.mu.Lock()
-		delete(v.statuses, id)
-		v.mu.Unlock()
-	}()
+	id, ch, done := v.statusRequest()
+	defer done()
 	m := &redo.Message{Type: redo.MsgFault, From: v.cfg.ID, To: node, ReqID: id, Value: redo.AppendFault(nil, &spec)}
 	for !l.Send(m) {
 		// Links connect in the background (right after Open, or after a node restart).

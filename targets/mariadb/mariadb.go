@@ -233,17 +233,10 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.launch(ctx)
 			// Another process can take a port between FreePorts and the bind.
-			for try := 0; try < 3 && opts.PortBase == 0 && local.BindFailed(errs[i]); try++ {
-				p, err := local.FreePorts(0, 1)
-				if err != nil {
-					return
-				}
-				c.log("mariadb: %s: port %d was taken; trying %d", n.id, n.port, p[0])
-				n.port = p[0]
-				errs[i] = n.launch(ctx)
-			}
+			errs[i] = local.RetryTakenPort(opts.PortBase == 0, n.port, func(p int) { n.port = p },
+				func() error { return n.launch(ctx) },
+				func(format string, a ...any) { c.log("mariadb: "+n.id+": "+format, a...) })
 		}()
 	}
 	wg.Wait()

@@ -791,19 +791,10 @@ func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-// launchFree starts a node for the first time; when its port was taken
-// between FreePorts and the bind (and the ports were not asked for) it picks
-// another port and tries again.
+// launchFree starts a node for the first time, on another port if its own was taken between
+// FreePorts and the bind (and the ports were not asked for).
 func (c *Cluster) launchFree(ctx context.Context, n *Node, repick bool) error {
-	err := n.launch(ctx, startTimeout)
-	for try := 0; try < 3 && repick && local.BindFailed(err); try++ {
-		p, perr := local.FreePorts(0, 1)
-		if perr != nil {
-			return err
-		}
-		c.log("postgres: %s: port %d was taken; trying %d", n.id, n.port, p[0])
-		n.port = p[0]
-		err = n.launch(ctx, startTimeout)
-	}
-	return err
+	return local.RetryTakenPort(repick, n.port, func(p int) { n.port = p },
+		func() error { return n.launch(ctx, startTimeout) },
+		func(format string, a ...any) { c.log("postgres: "+n.id+": "+format, a...) })
 }

@@ -214,6 +214,24 @@ func FreePorts(base, n int) ([]int, error) {
 	return ports, nil
 }
 
+// RetryTakenPort runs launch and, while it fails because its port was taken (BindFailed) and
+// the ports were not asked for (repick), moves the node to another free port with setPort
+// and runs launch again, at most 3 more times. It returns launch's last error.
+func RetryTakenPort(repick bool, port int, setPort func(int), launch func() error, log func(string, ...any)) error {
+	err := launch()
+	for try := 0; try < 3 && repick && BindFailed(err); try++ {
+		p, perr := FreePorts(0, 1)
+		if perr != nil {
+			return err
+		}
+		log("port %d was taken; trying %d", port, p[0])
+		port = p[0]
+		setPort(port)
+		err = launch()
+	}
+	return err
+}
+
 // ephemeralLow is the first port of the kernel's ephemeral range (32768 when
 // it cannot be read).
 func ephemeralLow() int {
