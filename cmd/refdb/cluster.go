@@ -33,13 +33,15 @@ func runCluster(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "cluster folder (required)")
 	var readers, base *int
-	var controlFlags *string
+	var controlFlags, instanceFlags, storageFlags *string
 	var unsafe func() refcluster.Unsafe
 	if args[0] == "up" {
 		unsafe = unsafeFlags(fs, "")
 		readers = fs.Int("readers", 2, "number of readers (0..15)")
 		base = fs.Int("port-base", refcluster.DefaultPortBase, "first port of the cluster's block of 100 (writer endpoint = base+6)")
 		controlFlags = fs.String("control-flags", "", "extra flags for refdb control, space separated (e.g. \"--heartbeat 50ms\")")
+		storageFlags = fs.String("storage-flags", "", "extra flags for every refdb storage node, space separated (e.g. \"--pprof 127.0.0.1:0\")")
+		instanceFlags = fs.String("instance-flags", "", "extra flags for every refdb instance, space separated (e.g. \"--pprof 127.0.0.1:0\")")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -60,7 +62,8 @@ func runCluster(ctx context.Context, args []string, stderr io.Writer) error {
 			n = refcluster.NoReaders
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		c, err := refcluster.Up(ctx, refcluster.Config{Dir: *dir, Readers: n, PortBase: *base, ControlFlags: strings.Fields(*controlFlags), Log: log,
+		c, err := refcluster.Up(ctx, refcluster.Config{Dir: *dir, Readers: n, PortBase: *base, ControlFlags: strings.Fields(*controlFlags),
+			InstanceFlags: strings.Fields(*instanceFlags), StorageFlags: strings.Fields(*storageFlags), Log: log,
 			Unsafe: unsafe()})
 		if err != nil {
 			if errors.Is(err, refcluster.ErrPortInUse) || errors.Is(err, refcluster.ErrRunning) {

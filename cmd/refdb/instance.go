@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	_ "net/http/pprof" // --pprof
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -91,16 +87,11 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	u := unsafe()
 	warnUnsafe(log, u)
-	if *pprofAddr != "" {
-		ln, err := net.Listen("tcp", *pprofAddr)
-		if err != nil {
-			return fmt.Errorf("--pprof: %w", err)
-		}
-		srv := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		defer srv.Close()
-		log.Info("pprof", "addr", ln.Addr().String())
+	stopPprof, err := servePprof(*pprofAddr, log)
+	if err != nil {
+		return err
 	}
+	defer stopPprof()
 	return instance.Run(ctx, instance.Config{Role: *role, ID: *id, AZ: *az, MySQL: *mysqlAddr, Admin: *adminAddr,
 		WriterStream: *writerStream, Peers: peerList, Control: *control, Database: *database, Storage: storage, PGs: *pgs,
 		Secret: []byte(sec), Create: *create, User: *user, Password: pw, LockWaitTimeout: *lockWait,

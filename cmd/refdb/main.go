@@ -91,6 +91,7 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	gcWindow := fs.Uint64("gc-window", 1<<20, "LSNs below the VDL whose versions stay readable (Backtrack window)")
 	peerAddrs := fs.String("peer-addrs", "", "how this node dials its peers, overriding the addresses the volume gives: id=host:port, comma-separated (per-link proxies)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:0; the address is logged)")
 	unsafe := unsafeFlags(fs, "storage")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -123,6 +124,11 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("az", *az)
 	u := unsafe()
 	warnUnsafe(log, u)
+	stopPprof, err := servePprof(*pprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	srv, err := storage.NewServer(storage.ServerConfig{ID: *id, AZ: *az, Dir: *data, Listen: *listen, Secret: []byte(sec),
 		Tick: *tick, GCWindow: redo.LSN(*gcWindow), PeerAddrs: peers, Logger: log,
 		UnsafeNoEpochFencing: u.NoEpochFencing, UnsafeAckBeforeFsync: u.AckBeforeFsync})

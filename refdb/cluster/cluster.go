@@ -46,6 +46,11 @@ type Config struct {
 	Env []string
 	// ControlFlags are extra flags for `refdb control` (e.g. --heartbeat 50ms).
 	ControlFlags []string
+	// InstanceFlags are extra flags for every `refdb instance` (e.g. --pprof 127.0.0.1:0 or
+	// --cache-mb 64); restarts and promotions keep them (they are part of the command line).
+	InstanceFlags []string
+	// StorageFlags are extra flags for every `refdb storage` (e.g. --pprof 127.0.0.1:0).
+	StorageFlags []string
 	// StartTimeout bounds the wait for each process to serve (default 60s).
 	StartTimeout time.Duration
 	// Unsafe turns on deliberately broken modes (see Unsafe); each reaches the processes that
@@ -102,6 +107,8 @@ type InstanceSpec struct {
 	Database string
 	// Unsafe modes an instance owns (the others are ignored here).
 	Unsafe Unsafe
+	// Extra flags, appended last.
+	Extra []string
 }
 
 // InstanceArgs is the one place the `refdb instance` command line is built (the launcher and
@@ -122,7 +129,8 @@ func InstanceArgs(bin string, s InstanceSpec) []string {
 	if s.Database != "" {
 		args = append(args, "--database", s.Database)
 	}
-	return append(args, s.Unsafe.InstanceFlags()...)
+	args = append(args, s.Unsafe.InstanceFlags()...)
+	return append(args, s.Extra...)
 }
 
 // WithRole returns an instance command line with --role replaced.
@@ -322,7 +330,7 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 				peerAddrs = append(peerAddrs, p.ID+"="+a)
 			}
 		}
-		s.Args = StorageArgs(cfg.Bin, s.ID, s.AZ, s.DataDir, s.Addr, SecretFile(dir), peerAddrs, cfg.Unsafe)
+		s.Args = append(StorageArgs(cfg.Bin, s.ID, s.AZ, s.DataDir, s.Addr, SecretFile(dir), peerAddrs, cfg.Unsafe), cfg.StorageFlags...)
 	}
 	if err := parallel(storage, listening); err != nil {
 		return c, err
@@ -361,7 +369,7 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		}
 		args := InstanceArgs(cfg.Bin, InstanceSpec{ID: id, AZ: az, Role: role, MySQL: ports.InstanceMySQL(i),
 			Admin: ports.InstanceAdmin(i), Storage: stor, Secret: cfg.Secret, User: cfg.User, Password: cfg.Password,
-			Create: i == 0 && freshVolume, Peers: peers, Control: ctl, Database: cfg.Database, Unsafe: cfg.Unsafe})
+			Create: i == 0 && freshVolume, Peers: peers, Control: ctl, Database: cfg.Database, Unsafe: cfg.Unsafe, Extra: cfg.InstanceFlags})
 		return Node{ID: id, Kind: KindInstance, Role: role, AZ: az, MySQL: ports.InstanceMySQL(i), Admin: ports.InstanceAdmin(i),
 			Tier: 1, Args: args}, nil
 	}

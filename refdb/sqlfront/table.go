@@ -230,7 +230,7 @@ func (t *Table) PartitionRows(ctx *sql.Context, _ sql.Partition) (sql.RowIter, e
 	it := &rowIter{t: t, txn: tx.engineTxn(), locking: lockingRead(ctx)}
 	if t.lookup == nil || t.lookup.Index == nil {
 		p := engine.IndexPrefix(t.m.def.DataID, 0)
-		it.spans = [][2][]byte{{p, engine.PrefixEnd(p)}}
+		it.spans = []span{{lo: p, hi: engine.PrefixEnd(p)}}
 		return it, nil
 	}
 	idx, ok := t.lookup.Index.(*Index)
@@ -303,7 +303,11 @@ func firstKeyword(q string) string {
 // a tuple prefix, the first non-equal column bounds the interval, later columns are left to
 // the filters. Exclusive bounds are widened to inclusive ones (the filters drop the extra
 // rows), which also keeps the bounds right when a value converts inexactly.
-func (t *Table) spans(ctx *sql.Context, idx *Index, ranges sql.MySQLRangeCollection) ([][2][]byte, error) {
+//
+// A range that fixes every primary-key column is a point: one key, read through the version
+// cache (Txn.Get) instead of a storage scan. sysbench's point selects and its UPDATE/DELETE
+// ... WHERE id=? are all such ranges.
+func (t *Table) spans(ctx *sql.Context, idx *Index, ranges sql.MySQLRangeCollection) ([]span, error) {
 	var cols []int
 	var prefixes []uint16
 	var base []byte
@@ -315,11 +319,12 @@ func (t *Table) spans(ctx *sql.Context, idx *Index, ranges sql.MySQLRangeCollect
 		cols, prefixes = idx.im.cols, idx.im.prefix
 		base = engine.IndexPrefix(t.m.def.DataID, idx.im.def.ID)
 	}
-	var out [][2][]byte
+	var out []span
 	for _, rng := range ranges {
 		prefix := append([]byte(nil), base...)
 		var lo, hi []byte
 		bounded, empty := false, false
+		fixed := 0 // leading columns fixed to one value
 		for i, ce := range rng {
 			if i >= len(cols) {
 				break
@@ -331,6 +336,7 @@ func (t *Table) spans(ctx *sql.Context, idx *Index, ranges sql.MySQLRangeCollect
 					break
 				}
 				prefix = append(prefix, enc...)
+				fixed++
 				continue
 			}
 			bounded = true
@@ -363,12 +369,35 @@ func (t *Table) spans(ctx *sql.Context, idx *Index, ranges sql.MySQLRangeCollect
 		if empty {
 			continue
 		}
+		if !bounded && idx.primary && fixed == len(cols) && pointKeyable(rng, cols) {
+			// The tuple encoding is prefix-free, so the only key under prefix is prefix.
+			out = append(out, span{lo: prefix, point: true})
+			continue
+		}
 		if !bounded {
 			lo, hi = prefix, engine.PrefixEnd(prefix)
 		}
-		out = append(out, [2][]byte{lo, hi})
+		out = append(out, span{lo: lo, hi: hi})
 	}
 	return out, nil
+}
+
+// pointKeyable reports whether a range fixing every primary-key column may be read as one
+// key: a NULL can never be in a primary key, so a NULL point stays a (empty) scan.
+func pointKeyable(rng sql.MySQLRange, cols []int) bool {
+	for i := range cols {
+		if _, isNull := rng[i].LowerBound.(sql.BelowNull); isNull {
+			return false
+		}
+	}
+	return true
+}
+
+// span is a key interval [lo, hi) of an index, or (point) the single key lo of the primary
+// index.
+type span struct {
+	lo, hi []byte
+	point  bool
 }
 
 // pointOf reports whether ce is a single value (or NULL).
@@ -431,7 +460,7 @@ type rowIter struct {
 	txn     *engine.Txn
 	locking bool
 	idx     *indexMeta // nil: primary index
-	spans   [][2][]byte
+	spans   []span
 	si      int
 	it      *engine.Iterator
 	seen    map[string]bool // secondary lookups over several spans: each row once
@@ -445,7 +474,17 @@ func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 			}
 			sp := r.spans[r.si]
 			r.si++
-			r.it = r.txn.Scan(ctx, sp[0], sp[1], r.locking)
+			if sp.point {
+				row, found, err := r.point(ctx, sp.lo)
+				if err != nil {
+					return nil, err
+				}
+				if found {
+					return row, nil
+				}
+				continue
+			}
+			r.it = r.txn.Scan(ctx, sp.lo, sp.hi, r.locking)
 		}
 		kv, ok := r.it.Next()
 		if !ok {
@@ -493,6 +532,27 @@ func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 }
 
 func (r *rowIter) Close(*sql.Context) error { return nil }
+
+// point reads the row at primary key key: a locking read locks it and reads its latest
+// version, a plain read reads the snapshot, both through the version cache.
+func (r *rowIter) point(ctx *sql.Context, key []byte) (sql.Row, bool, error) {
+	var val []byte
+	var found bool
+	var err error
+	if r.locking {
+		val, found, err = r.txn.GetForUpdate(ctx, key)
+	} else {
+		val, found, err = r.txn.Get(ctx, key)
+	}
+	if err != nil || !found {
+		return nil, false, toSQLError(err)
+	}
+	row, err := decodeRow(r.t.m.codecs, val)
+	if err != nil {
+		return nil, false, fmt.Errorf("table %s key %x: %w", r.t.m.def.Name, key, err)
+	}
+	return row, true, nil
+}
 
 // Index is a primary or secondary index as go-mysql-server sees it.
 type Index struct {
