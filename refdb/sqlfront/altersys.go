@@ -318,6 +318,11 @@ func (h *systemHandler) after(c *mysql.Conn, err error) error {
 }
 
 func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *mysql.PrepareData, callback func(*sqltypes.Result) error) error {
+	if pg := h.fe.points.get(prepare); pg != nil {
+		if handled, err := h.fe.execPointGet(ctx, c, pg, prepare, callback); handled {
+			return err
+		}
+	}
 	return h.after(c, h.Handler.ComStmtExecute(ctx, c, prepare, callback))
 }
 
@@ -344,7 +349,14 @@ func (h *systemHandler) ComPrepare(ctx context.Context, c *mysql.Conn, query str
 	if IsAlterSystem(query) {
 		return nil, sqlErr(erUnsupportedPS, "HY000", "This command is not supported in the prepared statement protocol yet")
 	}
-	return h.Handler.ComPrepare(ctx, c, query, prepare)
+	fields, err := h.Handler.ComPrepare(ctx, c, query, prepare)
+	if err == nil && len(fields) > 0 {
+		if pg := parsePointGet(query); pg != nil && h.fe.resolvePointGet(ctx, c, pg, query) {
+			pg.fields = fields
+			h.fe.points.add(prepare, pg)
+		}
+	}
+	return fields, err
 }
 
 func (h *systemHandler) run(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) error {

@@ -72,6 +72,11 @@ type Frontend struct {
 	log       *slog.Logger
 	readOnly  atomic.Bool
 
+	// points are the prepared statements executed as point gets (pointget.go); pointsRun
+	// counts the executions.
+	points    pointGets
+	pointsRun atomic.Uint64
+
 	metaMu sync.Mutex
 	metas  map[uint32]*tableMeta
 
@@ -146,6 +151,9 @@ func New(cfg Config) (*Frontend, error) {
 
 // Addr is the address the server listens on.
 func (f *Frontend) Addr() string { return f.ln.Addr().String() }
+
+// PointGets is how many prepared statements were executed as point gets (see pointget.go).
+func (f *Frontend) PointGets() uint64 { return f.pointsRun.Load() }
 
 // Engine is the engine behind the server.
 func (f *Frontend) Engine() *engine.Engine { return f.eng.Load() }

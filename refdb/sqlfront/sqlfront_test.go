@@ -101,6 +101,13 @@ func mustExec(t testing.TB, db interface {
 	}
 }
 
+func mustExecConn(t testing.TB, c *sql.Conn, q string) {
+	t.Helper()
+	if _, err := c.ExecContext(context.Background(), q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
 func queryInts(t *testing.T, db *sql.DB, q string, args ...any) []int64 {
 	t.Helper()
 	rows, err := db.Query(q, args...)
@@ -279,6 +286,129 @@ func TestSQLWriter(t *testing.T) {
 		if err := db.QueryRow("SELECT v FROM pts WHERE a = 3 AND b = 'z'").Scan(&v); err != nil || v != 30 {
 			t.Fatalf("after rollback: %d %v", v, err)
 		}
+	})
+
+	t.Run("point_get_matches_planner", func(t *testing.T) {
+		// The prepared statements below run as point gets; the same text with literals goes
+		// through go-mysql-server's planner. Both must answer the same rows and columns.
+		mustExec(t, db, "CREATE TABLE pg (id INT UNSIGNED NOT NULL PRIMARY KEY, s VARCHAR(20), n BIGINT, d DECIMAL(6,2), ts DATETIME, b BLOB)")
+		mustExec(t, db, "INSERT INTO pg VALUES (1, 'one', -5, 1.25, '2024-01-02 03:04:05', x'00ff'), (2, NULL, NULL, NULL, NULL, NULL), (4294967295, 'max', 9, 0, NULL, '')")
+		// interpolateParams: the driver inlines the arguments and uses the text protocol.
+		text, err := sql.Open("mysql", fmt.Sprintf("admin:pw@tcp(%s)/bench?interpolateParams=true", w.fe.Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer text.Close()
+		rowsOf := func(db *sql.DB, q string, args ...any) string {
+			t.Helper()
+			rows, err := db.Query(q, args...)
+			if err != nil {
+				return "error " + fmt.Sprint(errCode(err))
+			}
+			defer rows.Close()
+			cols, _ := rows.Columns()
+			out := fmt.Sprint(cols)
+			for rows.Next() {
+				vals := make([]sql.RawBytes, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range vals {
+					if v == nil {
+						out += " NULL"
+					} else {
+						out += fmt.Sprintf(" %q", v)
+					}
+				}
+			}
+			return out
+		}
+		before := w.fe.PointGets()
+		for _, c := range []struct {
+			q    string
+			args []any
+		}{
+			{"SELECT s, n, d, ts, b FROM pg WHERE id = ?", []any{1}},
+			{"SELECT * FROM pg WHERE id = ?", []any{2}},
+			{"SELECT id, s FROM pg WHERE id = ?", []any{uint64(4294967295)}},
+			{"SELECT s FROM pg WHERE id = ?", []any{3}},                  // no such row
+			{"SELECT s FROM pg WHERE id = ?", []any{-1}},                 // below an unsigned column
+			{"SELECT s FROM pg WHERE id = ?", []any{int64(1) << 40}},     // above its width
+			{"SELECT s FROM pg WHERE id = ?", []any{"1"}},                // a string argument: planner
+			{"SELECT s AS name FROM bench.pg WHERE pg.id = ?", []any{1}}, // alias and qualifiers
+			{"SELECT nosuch FROM pg WHERE id = ?", []any{1}},             // an error either way
+			{"SELECT s FROM nosuch WHERE id = ?", []any{1}},
+		} {
+			got, want := rowsOf(db, c.q, c.args...), rowsOf(text, c.q, c.args...)
+			if got != want {
+				t.Errorf("%s %v: prepared %s, planner %s", c.q, c.args, got, want)
+			}
+		}
+		if n := w.fe.PointGets() - before; n != 7 {
+			t.Errorf("%d executions ran as point gets, want 7", n)
+		}
+		// After DDL on the table a prepared statement answers with the new columns.
+		st, err := db.Prepare("SELECT * FROM pg WHERE id = ?")
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev := rowsOf(db, "SELECT * FROM pg WHERE id = ?", 1)
+		mustExec(t, db, "ALTER TABLE pg ADD COLUMN extra INT DEFAULT 7")
+		rows, err := st.Query(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		rows.Close()
+		st.Close()
+		if len(cols) != 7 {
+			t.Errorf("after ADD COLUMN a prepared SELECT * answers %v (before: %s)", cols, prev)
+		}
+		mustExec(t, db, "ALTER TABLE pg DROP COLUMN extra")
+
+		// In a transaction the point get sees the transaction's snapshot and own writes.
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s string
+		if err := tx.QueryRow("SELECT s FROM pg WHERE id = ?", 1).Scan(&s); err != nil || s != "one" {
+			t.Fatalf("in txn: %q %v", s, err)
+		}
+		mustExec(t, db, "UPDATE pg SET s = 'uno' WHERE id = 1") // another session commits
+		if err := tx.QueryRow("SELECT s FROM pg WHERE id = ?", 1).Scan(&s); err != nil || s != "one" {
+			t.Fatalf("snapshot: %q %v", s, err)
+		}
+		mustExec(t, tx, "UPDATE pg SET s = 'mine' WHERE id = 2")
+		if err := tx.QueryRow("SELECT s FROM pg WHERE id = ?", 2).Scan(&s); err != nil || s != "mine" {
+			t.Fatalf("own write: %q %v", s, err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRow("SELECT s FROM pg WHERE id = ?", 1).Scan(&s); err != nil || s != "uno" {
+			t.Fatalf("after commit: %q %v", s, err)
+		}
+		// autocommit off: the first read starts the transaction later reads share.
+		conn, err := db.Conn(w.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		mustExecConn(t, conn, "SET autocommit = 0")
+		if err := conn.QueryRowContext(w.ctx, "SELECT s FROM pg WHERE id = ?", 1).Scan(&s); err != nil || s != "uno" {
+			t.Fatalf("autocommit 0: %q %v", s, err)
+		}
+		mustExec(t, db, "UPDATE pg SET s = 'eins' WHERE id = 1")
+		if err := conn.QueryRowContext(w.ctx, "SELECT s FROM pg WHERE id = ?", 1).Scan(&s); err != nil || s != "uno" {
+			t.Fatalf("autocommit 0, repeatable read: %q %v", s, err)
+		}
+		mustExecConn(t, conn, "COMMIT")
+		mustExecConn(t, conn, "SET autocommit = 1")
 	})
 
 	t.Run("prepared", func(t *testing.T) {
@@ -491,13 +621,6 @@ func TestSQLWriter(t *testing.T) {
 		t.Fatalf("auto-increment went back after restart: %d", id)
 	}
 	db2.Close()
-}
-
-func mustExecConn(t *testing.T, c *sql.Conn, q string) {
-	t.Helper()
-	if _, err := c.ExecContext(context.Background(), q); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
 }
 
 func incr(db *sql.DB) error {

@@ -1,0 +1,363 @@
+package sqlfront
+
+import (
+	"context"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"weak"
+
+	"github.com/dolthub/go-mysql-server/server"
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/plan"
+	"github.com/dolthub/go-mysql-server/sql/types"
+	"github.com/dolthub/vitess/go/mysql"
+	"github.com/dolthub/vitess/go/sqltypes"
+	querypb "github.com/dolthub/vitess/go/vt/proto/query"
+	"github.com/dolthub/vitess/go/vt/sqlparser"
+
+	"github.com/aurorabench/aurorabench/refdb/engine"
+)
+
+// Point gets: a prepared statement of the exact form
+//
+//	SELECT col [, col ...] | * FROM [db.]table WHERE pk1 = ? [AND pk2 = ? ...]
+//
+// on a table whose primary key is those integer columns is executed by one key read, the way
+// TiDB's PointGet plan or MySQL's const access does. go-mysql-server plans every execution of a
+// prepared statement from scratch (bind, analyze, build): for sysbench's point selects that was
+// half of the writer's CPU, for a read that is a single cache lookup. The shape is checked
+// once at prepare time; everything that may change (the current database, the table's
+// definition, the bound values' types, autocommit) is checked at every execution, and anything
+// outside the shape goes to go-mysql-server unchanged. The result columns are the ones
+// go-mysql-server computed when it prepared the statement.
+type pointGet struct {
+	db, table string   // db "" = the session's current database
+	cols      []string // projected columns in order; nil = every column
+	keyCols   []string // the WHERE columns, in the order of their parameters
+	keyArgs   []string // their bind variable names (v1, v2, ...)
+	fields    []*querypb.Field
+	// defID and defVersion name the table definition the fields were computed from: after any
+	// DDL on the table the statement goes back to go-mysql-server, which answers with the new
+	// columns.
+	defID      uint32
+	defVersion uint64
+}
+
+// pointGets remembers the point-get plans of prepared statements. Entries are keyed by the
+// connection's PrepareData through weak pointers and dropped when the statement is gone
+// (COM_STMT_CLOSE or the connection's end), so the map never outlives what it describes.
+type pointGets struct {
+	mu sync.Mutex
+	m  map[weak.Pointer[mysql.PrepareData]]*pointGet
+}
+
+func (p *pointGets) add(prep *mysql.PrepareData, pg *pointGet) {
+	k := weak.Make(prep)
+	p.mu.Lock()
+	if p.m == nil {
+		p.m = map[weak.Pointer[mysql.PrepareData]]*pointGet{}
+	}
+	p.m[k] = pg
+	p.mu.Unlock()
+	runtime.AddCleanup(prep, func(k weak.Pointer[mysql.PrepareData]) {
+		p.mu.Lock()
+		delete(p.m, k)
+		p.mu.Unlock()
+	}, k)
+}
+
+func (p *pointGets) get(prep *mysql.PrepareData) *pointGet {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[weak.Make(prep)]
+}
+
+// parsePointGet returns the point-get plan of query, or nil when it has another shape.
+func parsePointGet(query string) *pointGet {
+	// Cheap pre-check: most statements are not SELECTs with a WHERE.
+	if len(query) < 6 || !strings.EqualFold(query[:6], "select") {
+		return nil
+	}
+	stmt, err := sqlparser.Parse(query)
+	if err != nil {
+		return nil
+	}
+	sel, ok := stmt.(*sqlparser.Select)
+	if !ok || sel.With != nil || sel.GroupBy != nil || sel.Having != nil || sel.Window != nil || sel.OrderBy != nil ||
+		sel.Limit != nil || sel.Lock != "" || sel.Into != nil || sel.Where == nil || sel.Where.Type != sqlparser.WhereStr ||
+		sel.QueryOpts != (sqlparser.QueryOpts{}) || len(sel.From) != 1 {
+		return nil
+	}
+	from, ok := sel.From[0].(*sqlparser.AliasedTableExpr)
+	if !ok || from.Partitions != nil || from.Hints != nil || from.AsOf != nil || from.Lateral {
+		return nil
+	}
+	tn, ok := from.Expr.(sqlparser.TableName)
+	if !ok || !tn.SchemaQualifier.IsEmpty() {
+		return nil
+	}
+	pg := &pointGet{db: tn.DbQualifier.String(), table: tn.Name.String()}
+	alias := from.As.String()
+	// A column may be qualified by the table's name (or its alias), nothing else.
+	qualifierOK := func(q sqlparser.TableName) bool {
+		switch {
+		case q.IsEmpty():
+			return true
+		case !q.SchemaQualifier.IsEmpty():
+			return false
+		case alias != "":
+			return q.DbQualifier.IsEmpty() && strings.EqualFold(q.Name.String(), alias)
+		case !q.DbQualifier.IsEmpty() && !strings.EqualFold(q.DbQualifier.String(), pg.db):
+			return false
+		}
+		return strings.EqualFold(q.Name.String(), pg.table)
+	}
+	for _, se := range sel.SelectExprs {
+		switch e := se.(type) {
+		case *sqlparser.StarExpr:
+			if len(sel.SelectExprs) != 1 || !e.TableName.IsEmpty() {
+				return nil
+			}
+		case *sqlparser.AliasedExpr:
+			c, ok := e.Expr.(*sqlparser.ColName)
+			if !ok || c.StoredProcVal != nil || !qualifierOK(c.Qualifier) {
+				return nil
+			}
+			pg.cols = append(pg.cols, c.Name.String())
+		default:
+			return nil
+		}
+	}
+	var conds []sqlparser.Expr
+	var split func(e sqlparser.Expr) bool
+	split = func(e sqlparser.Expr) bool {
+		switch x := e.(type) {
+		case *sqlparser.AndExpr:
+			return split(x.Left) && split(x.Right)
+		case *sqlparser.ParenExpr:
+			return split(x.Expr)
+		case *sqlparser.ComparisonExpr:
+			conds = append(conds, x)
+			return true
+		}
+		return false
+	}
+	if !split(sel.Where.Expr) {
+		return nil
+	}
+	for _, e := range conds {
+		cmp := e.(*sqlparser.ComparisonExpr)
+		if cmp.Operator != sqlparser.EqualStr || cmp.Escape != nil {
+			return nil
+		}
+		c, ok1 := cmp.Left.(*sqlparser.ColName)
+		v, ok2 := cmp.Right.(*sqlparser.SQLVal)
+		if !ok1 || !ok2 {
+			c, ok1 = cmp.Right.(*sqlparser.ColName)
+			v, ok2 = cmp.Left.(*sqlparser.SQLVal)
+		}
+		if !ok1 || !ok2 || v.Type != sqlparser.ValArg || c.StoredProcVal != nil || !qualifierOK(c.Qualifier) {
+			return nil
+		}
+		for _, k := range pg.keyCols {
+			if strings.EqualFold(k, c.Name.String()) {
+				return nil // the same column twice: leave it to the planner
+			}
+		}
+		pg.keyCols = append(pg.keyCols, c.Name.String())
+		pg.keyArgs = append(pg.keyArgs, strings.TrimPrefix(string(v.Val), ":"))
+	}
+	return pg
+}
+
+// resolvePointGet binds pg to the table definition the statement was just prepared against.
+func (f *Frontend) resolvePointGet(ctx context.Context, c *mysql.Conn, pg *pointGet, query string) bool {
+	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, query)
+	if err != nil {
+		return false
+	}
+	db := pg.db
+	if db == "" {
+		db = sqlCtx.GetCurrentDatabase()
+	}
+	def, ok := f.engine().Catalog().Table(db, pg.table)
+	if ok {
+		pg.defID, pg.defVersion = def.ID, def.Version
+	}
+	return ok
+}
+
+// execPointGet runs a point get. handled is false when this execution is not one after all
+// (another database, a changed table, a non-integer argument, no autocommit...): the caller
+// then runs the statement through go-mysql-server.
+func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet, prep *mysql.PrepareData,
+	callback func(*sqltypes.Result) error) (handled bool, err error) {
+	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, prep.PrepareStmt)
+	if err != nil {
+		return false, nil
+	}
+	sess, ok := sqlCtx.Session.(*Session)
+	if !ok {
+		return false, nil
+	}
+	db := pg.db
+	if db == "" {
+		db = sqlCtx.GetCurrentDatabase()
+	}
+	if db == "" {
+		return false, nil
+	}
+	eng := f.engine()
+	def, ok := eng.Catalog().Table(db, pg.table)
+	if !ok || def.ID != pg.defID || def.Version != pg.defVersion {
+		return false, nil // go-mysql-server reports a missing table, or answers a changed one
+	}
+	m, err := f.meta(def)
+	if err != nil || len(m.pk) != len(pg.keyCols) {
+		return false, nil
+	}
+	sch := m.sch.Schema
+	// The key: every primary-key column bound to an integer argument.
+	var tuple []byte
+	empty := false
+	for _, ord := range m.pk {
+		col := sch[ord]
+		j := -1
+		for i, k := range pg.keyCols {
+			if strings.EqualFold(k, col.Name) {
+				j = i
+			}
+		}
+		if j < 0 || !types.IsInteger(col.Type) {
+			return false, nil
+		}
+		bv := prep.BindVars[pg.keyArgs[j]]
+		if bv == nil {
+			return false, nil
+		}
+		v, inRange, ok := integerArg(bv, types.IsUnsigned(col.Type))
+		if !ok {
+			return false, nil
+		}
+		if !inRange {
+			empty = true // no row can have it
+			continue
+		}
+		if tuple, err = m.codecs[ord].appendKey(tuple, v, 0); err != nil {
+			return false, nil
+		}
+	}
+	proj := make([]int, 0, len(sch))
+	if pg.cols == nil {
+		for i := range sch {
+			proj = append(proj, i)
+		}
+	} else {
+		for _, name := range pg.cols {
+			i := sch.IndexOfColName(name)
+			if i < 0 {
+				return false, nil
+			}
+			proj = append(proj, i)
+		}
+	}
+	if len(proj) != len(pg.fields) {
+		return false, nil
+	}
+	// The transaction: the session's open one, else (autocommit) a snapshot of its own. With
+	// autocommit off and none open, go-mysql-server starts the transaction later statements
+	// must share.
+	var txn *engine.Txn
+	if t, ok := sqlCtx.GetTransaction().(*Transaction); ok {
+		txn = t.engineTxn()
+	} else if sqlCtx.GetTransaction() != nil {
+		return false, nil
+	} else if auto, err := plan.IsSessionAutocommit(sqlCtx); err != nil || !auto {
+		return false, nil
+	} else {
+		txn = eng.Begin(engine.TxnOptions{ReadOnly: true, LockWaitTimeout: sess.lockWait(sqlCtx)})
+		defer txn.Rollback()
+	}
+	if err := sql.SessionCommandBegin(sess); err != nil {
+		return true, err
+	}
+	defer sql.SessionCommandEnd(sess)
+	sqlCtx.ClearWarnings()
+	f.pointsRun.Add(1)
+	sql.IncrementStatusVariable(sqlCtx, "Questions", 1)
+	sql.IncrementStatusVariable(sqlCtx, "Com_select", 1)
+	if empty {
+		return true, f.sendPointRow(sqlCtx, callback, pg, nil, nil)
+	}
+	val, found, err := txn.Get(sqlCtx, m.pkKey(tuple))
+	if err != nil {
+		return true, toSQLError(err)
+	}
+	if !found {
+		return true, f.sendPointRow(sqlCtx, callback, pg, nil, nil)
+	}
+	row, err := decodeRow(m.codecs, val)
+	if err != nil {
+		return true, err
+	}
+	out := make(sql.Row, len(proj))
+	osch := make(sql.Schema, len(proj))
+	for i, p := range proj {
+		out[i], osch[i] = row[p], sch[p]
+	}
+	return true, f.sendPointRow(sqlCtx, callback, pg, osch, out)
+}
+
+func (f *Frontend) sendPointRow(ctx *sql.Context, callback func(*sqltypes.Result) error, pg *pointGet, sch sql.Schema, row sql.Row) error {
+	res := &sqltypes.Result{Fields: pg.fields}
+	if row != nil {
+		buf := sql.ByteBufPool.Get().(*sql.ByteBuffer)
+		defer func() {
+			buf.Reset()
+			sql.ByteBufPool.Put(buf)
+		}()
+		vals, err := server.RowToSQL(ctx, sch, row, nil, buf)
+		if err != nil {
+			return err
+		}
+		res.Rows = [][]sqltypes.Value{vals}
+		res.RowsAffected = 1
+	}
+	return callback(res)
+}
+
+// integerArg reads an integer bind variable as the key codec wants it (int64, or uint64 for
+// an unsigned column). inRange is false for a value no such column can hold (no row
+// matches); ok is false for an argument that is not an integer at all.
+func integerArg(bv *querypb.BindVariable, unsigned bool) (v any, inRange, ok bool) {
+	switch {
+	case sqltypes.IsSigned(bv.Type):
+		n, err := strconv.ParseInt(string(bv.Value), 10, 64)
+		if err != nil {
+			return nil, false, false
+		}
+		if unsigned {
+			if n < 0 {
+				return nil, false, true
+			}
+			return uint64(n), true, true
+		}
+		return n, true, true
+	case sqltypes.IsUnsigned(bv.Type):
+		n, err := strconv.ParseUint(string(bv.Value), 10, 64)
+		if err != nil {
+			return nil, false, false
+		}
+		if !unsigned {
+			if n > math.MaxInt64 {
+				return nil, false, true
+			}
+			return int64(n), true, true
+		}
+		return n, true, true
+	}
+	return nil, false, false
+}
