@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -40,6 +41,7 @@ Unsafe modes, for proving that checkers catch bugs only: --unsafe-ack-3of6,
 var errUsage = errors.New("usage")
 
 func main() {
+	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stderr)
 	stop()
@@ -49,6 +51,20 @@ func main() {
 			os.Exit(2)
 		}
 		os.Exit(1)
+	}
+}
+
+// tuneGC trades memory for CPU unless GOGC or GOMEMLIMIT say otherwise: a cluster runs ten
+// refdb processes on a few cores, and with Go's default (collect when the heap doubles) the
+// writer spent a fifth of its CPU collecting a small, fast-churning heap. Collecting at 4x the
+// live heap (GOGC=300), with a 2 GiB soft limit per process (near it the collector works
+// harder instead of the heap growing further), cuts that to a few percent.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(300)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(2 << 30)
 	}
 }
 
