@@ -5,8 +5,9 @@
 //
 // A nemesis is named "<action>-<selector>" (kill-writer, pause-storage,
 // kill-az-az1, pause-minority...), a network fault (partition-az-az1,
-// partition-writer-storage, latency-all...; see netFaults) or "failover" (a
-// planned failover), and several can be combined with commas: each interval
+// partition-writer-storage, latency-all...; see netFaults), an outage
+// (outage-writer-az, outage-writer-az-plus-one...; see outages) or "failover"
+// (a planned failover), and several can be combined with commas: each interval
 // one is picked at random from the seed. Every fault is healed before the
 // run's final reads.
 //
@@ -17,6 +18,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -66,6 +68,20 @@ var netFaults = map[string]map[string]string{
 	},
 }
 
+// outages take a group of nodes out the way a real availability zone failure does: their
+// links to the rest of the cluster go first, and half-way through the fault the nodes crash
+// (SIGKILL) while still cut off; at the end the links heal and the nodes restart. The order
+// matters: while cut off, a writer in the group either stalls (it cannot reach a write
+// quorum) or, if it wrongly acknowledges commits, keeps them on segments the rest of the
+// cluster cannot see, and gossip cannot carry them out either. The crash then forces a
+// failover to the other side, whose recovery must not lose anything acknowledged, nor keep
+// anything a reader in the group showed and the rest never saw.
+var outages = map[string]string{
+	"writer-az":          "every node in the current writer's availability zone",
+	"writer-az-plus-one": "the current writer's availability zone plus one storage node of another zone (Aurora's AZ+1: 3 of 6 segments)",
+	"az-NAME":            "every node in availability zone NAME (e.g. outage-az-az1)",
+}
+
 // Names lists the nemesis names for --help ("none" first).
 func Names() []string {
 	ns := []string{"none", "failover"}
@@ -79,6 +95,9 @@ func Names() []string {
 		for s := range sels {
 			rest = append(rest, a+"-"+s)
 		}
+	}
+	for s := range outages {
+		rest = append(rest, "outage-"+s)
 	}
 	sort.Strings(rest)
 	return append(ns, rest...)
@@ -97,6 +116,9 @@ func Describe() []string {
 		for s, d := range sels {
 			rest = append(rest, fmt.Sprintf("%s-%s: %s", a, s, d))
 		}
+	}
+	for s, d := range outages {
+		rest = append(rest, fmt.Sprintf("outage-%s: %s; cut off from the rest, SIGKILL half-way through, links healed and restarted at the end", s, d))
 	}
 	sort.Strings(rest)
 	return append(out, rest...)
@@ -136,7 +158,8 @@ type spec struct {
 	name, action, selector string
 }
 
-func (s spec) network() bool { return netFaults[s.action] != nil }
+// network reports whether the fault acts on links (partition, latency, outage).
+func (s spec) network() bool { return netFaults[s.action] != nil || s.action == "outage" }
 
 func parse(name string) (spec, error) {
 	if name == "failover" {
@@ -145,6 +168,12 @@ func parse(name string) (spec, error) {
 	action, sel, ok := strings.Cut(name, "-")
 	if !ok {
 		return spec{}, fmt.Errorf("unknown nemesis %q", name)
+	}
+	if action == "outage" {
+		if _, ok := outages[sel]; !ok && !(strings.HasPrefix(sel, "az-") && len(sel) > 3) {
+			return spec{}, fmt.Errorf("unknown nemesis %q: outage selector must be writer-az, writer-az-plus-one or az-NAME", name)
+		}
+		return spec{name: name, action: action, selector: sel}, nil
 	}
 	if sels := netFaults[action]; sels != nil {
 		if _, ok := sels[sel]; !ok && !(strings.HasPrefix(sel, "az-") && len(sel) > 3) {
@@ -158,7 +187,7 @@ func parse(name string) (spec, error) {
 		return spec{name: name, action: action, selector: sel}, nil
 	}
 	if _, ok := actions[action]; !ok {
-		return spec{}, fmt.Errorf("unknown nemesis %q: action must be kill, pause, partition or latency", name)
+		return spec{}, fmt.Errorf("unknown nemesis %q: action must be kill, pause, partition, latency or outage", name)
 	}
 	if _, ok := selectors[sel]; !ok && !(strings.HasPrefix(sel, "az-") && len(sel) > 3) {
 		return spec{}, fmt.Errorf("unknown nemesis %q: selector must be writer, reader, storage, random, minority, all or az-NAME", name)
@@ -308,6 +337,9 @@ func (n *Nemesis) inject(ctx context.Context, sp spec, clock func() int64, rec f
 			op.Error = err.Error()
 		}
 		rec(op)
+	}
+	if sp.action == "outage" {
+		return n.injectOutage(ctx, sp, event)
 	}
 	if sp.network() {
 		return n.injectNet(ctx, sp, event)
@@ -530,6 +562,117 @@ func (n *Nemesis) injectNet(ctx context.Context, sp spec, event func(f, node str
 	n.net.Heal()
 	event("stop-"+sp.action, label, nil, nil)
 	return nil
+}
+
+// injectOutage cuts a group of nodes off from the rest, crashes them half-way through the
+// fault, and at the end heals their links and restarts them (see outages).
+func (n *Nemesis) injectOutage(ctx context.Context, sp spec, event func(f, node string, v any, err error)) error {
+	nodes := n.target.Nodes()
+	az := ""
+	if strings.HasPrefix(sp.selector, "az-") {
+		az = sp.selector[3:]
+	} else if w := targets.Writer(n.target); w != nil {
+		az = w.AZ()
+	}
+	var group, elsewhere []targets.Node
+	for _, x := range nodes {
+		switch {
+		case az != "" && x.AZ() == az:
+			group = append(group, x)
+		case x.Role() == targets.RoleStorage:
+			elsewhere = append(elsewhere, x)
+		}
+	}
+	if sp.selector == "writer-az-plus-one" && len(group) > 0 && len(elsewhere) > 0 {
+		group = append(group, elsewhere[n.rng.IntN(len(elsewhere))])
+	}
+	if len(group) == 0 {
+		reason := "no node in " + az
+		if az == "" {
+			reason = "no writer"
+		}
+		event("skip-outage", "", map[string]any{"fault": sp.name, "reason": reason}, nil)
+		return nil
+	}
+	in := map[string]bool{}
+	ids := make([]string, len(group))
+	roles := make([]string, len(group))
+	hitWriter := false
+	for i, x := range group {
+		in[x.ID()] = true
+		ids[i], roles[i] = x.ID(), string(x.Role())
+		hitWriter = hitWriter || x.Role() == targets.RoleWriter
+	}
+	label := strings.Join(ids, ",")
+	links := n.net.Cut(func(from, to netem.NodeRef) bool { return in[from.ID] != in[to.ID] }, n.schedule.PartitionMode)
+	names := make([]string, len(links))
+	for i, l := range links {
+		names[i] = l.String()
+	}
+	desc := map[string]any{"fault": sp.name, "az": az, "nodes": ids, "roles": roles, "links": names, "mode": n.schedule.PartitionMode.String()}
+	if hitWriter {
+		desc["role"] = "writer" // the failover-time checker keys on this
+	}
+	event("start-outage", label, desc, nil)
+	var firstErr error
+	note := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	var crashed []targets.Node
+	failoverDone := make(chan error, 1)
+	if sleep(ctx, n.schedule.Duration/2) {
+		for _, x := range group {
+			err := x.Kill(ctx)
+			note(err)
+			if err == nil {
+				crashed = append(crashed, x)
+			}
+		}
+		cids := make([]string, len(crashed))
+		for i, x := range crashed {
+			cids[i] = x.ID()
+		}
+		event("crash-outage", label, map[string]any{"nodes": cids}, firstErr)
+		if hitWriter && len(crashed) > 0 {
+			// As for kill: failover runs alongside the outage; its recovery can finish only
+			// with segments outside the group, or once the heal brings the group back.
+			go func() {
+				t0 := time.Now()
+				err := n.target.Failover(ctx)
+				event("failover", "", map[string]any{"seconds": time.Since(t0).Seconds()}, err)
+				failoverDone <- err
+			}()
+		} else {
+			failoverDone <- nil
+		}
+		sleep(ctx, n.schedule.Duration-n.schedule.Duration/2)
+	} else {
+		failoverDone <- nil
+	}
+	hctx, cancel := healCtx()
+	defer cancel()
+	// Network and power come back together: links first, so that restarted nodes find
+	// their peers, then every crashed node at once.
+	n.net.Heal()
+	healErrs := make([]error, len(crashed))
+	var wg sync.WaitGroup
+	for i, x := range crashed {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := x.Start(hctx); err != nil {
+				healErrs[i] = fmt.Errorf("heal outage on %s: %w", x.ID(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	healErr := errors.Join(healErrs...)
+	event("stop-outage", label, nil, healErr)
+	note(healErr)
+	note(<-failoverDone)
+	return firstErr
 }
 
 func sorted(s []string) []string {

@@ -213,3 +213,122 @@ func TestNetworkNemesisNeedsNetwork(t *testing.T) {
 		}
 	}
 }
+
+// countingNode counts the kills and restarts an outage does to it.
+type countingNode struct {
+	*fakeNode
+	mu            *sync.Mutex
+	kills, starts map[string]int
+}
+
+func (n countingNode) Kill(context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.kills[n.id]++
+	return nil
+}
+
+func (n countingNode) Start(context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.starts[n.id]++
+	return nil
+}
+
+// TestOutageWriterAZPlusOne: the writer's AZ plus one storage node elsewhere is cut off,
+// crashed, then healed and restarted; no other node is touched.
+func TestOutageWriterAZPlusOne(t *testing.T) {
+	up := echoServer(t)
+	nw := netem.New(nil)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := nw.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	var mu sync.Mutex
+	kills, starts := map[string]int{}, map[string]int{}
+	var nodes []targets.Node
+	for _, f := range []*fakeNode{{"db1", "az1", targets.RoleWriter}, {"db2", "az2", targets.RoleReader}, {"db3", "az1", targets.RoleReader},
+		{"s1", "az1", targets.RoleStorage}, {"s2", "az1", targets.RoleStorage}, {"s3", "az2", targets.RoleStorage}, {"s4", "az3", targets.RoleStorage}} {
+		nodes = append(nodes, countingNode{fakeNode: f, mu: &mu, kills: kills, starts: starts})
+	}
+	ft := &fakeTarget{net: nw, nodes: nodes}
+	addrs := map[string]string{}
+	var all []string
+	for _, from := range []string{"db1", "db2", "db3", "s1", "s2", "s3", "s4"} {
+		for _, to := range []string{"s1", "s2", "s3", "s4"} {
+			if from == to {
+				continue
+			}
+			a, err := nw.Link(ft.node(from), ft.node(to), up)
+			if err != nil {
+				t.Fatal(err)
+			}
+			addrs[from+"->"+to] = a
+			all = append(all, from+"->"+to)
+		}
+	}
+	n, err := New("outage-writer-az-plus-one", ft, Schedule{Interval: time.Hour, Duration: 100 * time.Millisecond, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []history.Op
+	if err := n.inject(context.Background(), n.specs[0], func() int64 { return 0 }, func(op history.Op) { events = append(events, op) }); err != nil {
+		t.Fatal(err)
+	}
+	var fs []string
+	for _, e := range events {
+		fs = append(fs, e.F)
+	}
+	if want := []string{"start-outage", "crash-outage", "failover", "stop-outage"}; !slices.Equal(fs, want) {
+		t.Fatalf("events %v, want %v", fs, want)
+	}
+	var v struct {
+		Nodes, Links []string
+		Role, AZ     string
+	}
+	if err := json.Unmarshal(events[0].Value, &v); err != nil {
+		t.Fatal(err)
+	}
+	group := map[string]bool{}
+	for _, id := range v.Nodes {
+		group[id] = true
+	}
+	plusOne := ""
+	for id := range group {
+		if id == "s3" || id == "s4" {
+			plusOne = id
+		}
+	}
+	if len(v.Nodes) != 5 || !group["db1"] || !group["db3"] || !group["s1"] || !group["s2"] || plusOne == "" || v.Role != "writer" || v.AZ != "az1" {
+		t.Fatalf("outage of %v (az %q, role %q): want db1, db3, s1, s2 and one of s3, s4", v.Nodes, v.AZ, v.Role)
+	}
+	var wantCut []string
+	for _, l := range all {
+		from, to, _ := strings.Cut(l, "->")
+		if group[from] != group[to] {
+			wantCut = append(wantCut, l)
+		}
+	}
+	slices.Sort(wantCut)
+	got := slices.Sorted(slices.Values(v.Links))
+	if !slices.Equal(got, wantCut) {
+		t.Errorf("cut links %v, want %v", got, wantCut)
+	}
+	for _, id := range []string{"db1", "db2", "db3", "s1", "s2", "s3", "s4"} {
+		want := 0
+		if group[id] {
+			want = 1
+		}
+		if kills[id] != want || starts[id] != want {
+			t.Errorf("%s killed %d and restarted %d times, want %d", id, kills[id], starts[id], want)
+		}
+	}
+	for l, a := range addrs {
+		if !reaches(t, a, 20*time.Second) {
+			t.Errorf("after the outage healed: %s does not reach", l)
+		}
+	}
+}

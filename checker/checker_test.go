@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aurorabench/aurorabench/history"
@@ -147,6 +148,35 @@ func TestSet(t *testing.T) {
 		r := Set{}.Check(context.Background(), in)
 		if r.Valid != want {
 			t.Errorf("final %s: valid=%v, want %v (%v)", final, r.Valid, want, r.Anomalies)
+		}
+	}
+}
+
+// TestSetScans: whatever a scan returned during the run must be in the final read, whether
+// its insert was acknowledged, indeterminate or never answered; failed scans count for nothing.
+func TestSetScans(t *testing.T) {
+	base := []ev{
+		{0, inv, "add", "", "1", 0}, {0, okT, "add", "", "1", 1},
+		{0, inv, "add", "", "2", 2}, {0, info, "add", "", "", 3},
+		{1, inv, "scan", "", "[1,1001]", 4}, {1, okT, "scan", "", "[1,2]", 5},
+		{1, inv, "scan", "", "[1,1001]", 6}, {1, fail, "scan", "", "", 7},
+		{2, inv, "read", "", "", 8},
+	}
+	cases := map[string]bool{"[1,2]": true, "[1]": false}
+	for final, want := range cases {
+		in := build(append(append([]ev{}, base...), ev{2, okT, "read", "", final, 9})...)
+		for i := range in.Pairs {
+			if in.Pairs[i].Invoke.F == "scan" {
+				in.Pairs[i].Invoke.Node = "reader"
+			}
+		}
+		r := Set{}.Check(context.Background(), in)
+		if r.Valid != want {
+			t.Errorf("scan saw [1,2], final %s: valid=%v, want %v (%v)", final, r.Valid, want, r.Anomalies)
+		}
+		if !want && (len(r.Anomalies) != 1 || !strings.Contains(r.Anomalies[0], "1 elements read during the run are missing from the final read") ||
+			!strings.Contains(r.Anomalies[0], "first seen on the reader")) {
+			t.Errorf("final %s: anomalies %q, want one naming the element the reader showed", final, r.Anomalies)
 		}
 	}
 }

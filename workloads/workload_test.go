@@ -2,6 +2,7 @@ package workloads
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -85,4 +86,27 @@ func TestNewRejectsUnknown(t *testing.T) {
 		}
 	}
 	_ = history.Op{}
+}
+
+// TestSetScanners: every eighth worker reads a range that ends at most scanRange past its
+// start, on the writer or the reader endpoint; the others insert new elements.
+func TestSetScanners(t *testing.T) {
+	s := NewSet()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 100; i++ {
+		for w := 0; w < 16; w++ {
+			op := s.Next(rng, w)
+			if !scanner(w) {
+				if op.F != "add" {
+					t.Fatalf("worker %d: %s, want add", w, op.F)
+				}
+				continue
+			}
+			var r [2]int64
+			if err := json.Unmarshal(op.Value, &r); err != nil || op.F != "scan" || r[0] < 1 || r[1]-r[0] != scanRange ||
+				(op.Node != "writer" && op.Node != "reader") {
+				t.Fatalf("worker %d: %s %s on %q (%v), want a scan of %d elements", w, op.F, op.Value, op.Node, err, scanRange)
+			}
+		}
+	}
 }

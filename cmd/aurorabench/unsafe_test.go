@@ -14,11 +14,13 @@ import (
 )
 
 // unsafeCase is a run that catches one unsafe refdb mode: the workload, the nemesis and its
-// schedule, and the anomaly the checkers must name. caught is false for a mode the current
-// workloads and nemeses cannot make visible (the run still goes, and reports what it saw).
+// schedule (plus any other run flags it needs), and the anomaly the checkers must name.
+// caught is false for a mode the current workloads and nemeses cannot make visible (the run
+// still goes, and reports what it saw).
 type unsafeCase struct {
 	mode, workload, nemesis string
 	interval, duration, run string
+	extra                   []string
 	anomaly                 string
 	caught                  bool
 }
@@ -32,18 +34,24 @@ var unsafeCases = []unsafeCase{
 	// while its replacement recovers and keeps acknowledging inserts the new epoch never sees.
 	{mode: "no-epoch-fencing", workload: "set", nemesis: "pause-writer", interval: "2s", duration: "850ms", run: "40s",
 		anomaly: "acknowledged inserts lost", caught: true},
-	// Recovery keeps the records above the VDL: after a crash of every node, a transfer that
-	// was never acknowledged comes back on the segments that held it.
-	{mode: "no-truncation", workload: "bank", nemesis: "kill-all", interval: "2s", duration: "1s", run: "60s",
-		anomaly: "total", caught: false},
-	// 3 of 6: a commit acknowledged on 3 segments is lost only when a later recovery reads
-	// the other 3, which needs a partition (writer + 3 storage nodes on one side).
-	{mode: "ack-3of6", workload: "set", nemesis: "kill-all,kill-minority", interval: "2s", duration: "1s", run: "60s",
-		anomaly: "acknowledged inserts lost", caught: false},
-	// Readers above the VDL show commits that may later be truncated; the workloads read
-	// from readers only in bank, whose single-segment scans see whole transactions.
-	{mode: "read-above-vdl", workload: "bank", nemesis: "kill-writer", interval: "2s", duration: "1s", run: "40s",
-		anomaly: "total", caught: false},
+	// Recovery keeps the records above the VDL: inserts the cut-off writer proposed on its own
+	// zone's two segments are not truncated when the other side recovers; once those segments
+	// take a later epoch they serve them again, so scans show elements that other segments,
+	// and then the final read, do not have.
+	{mode: "no-truncation", workload: "set", nemesis: "outage-writer-az", interval: "5s", duration: "3s", run: "40s",
+		extra:   []string{"--partition-mode", "reset", "--op-timeout", "500ms"},
+		anomaly: "missing from the final read", caught: true},
+	// 3 of 6: cut off with 3 segments (AZ+1), the writer keeps acknowledging on them alone;
+	// the crash makes the other side recover from the 3 segments that never saw those commits.
+	{mode: "ack-3of6", workload: "set", nemesis: "outage-writer-az-plus-one", interval: "5s", duration: "3s", run: "30s",
+		anomaly: "acknowledged inserts lost", caught: true},
+	// Readers above the VDL: a reader in the writer's zone (db4 with 3 replicas) shows inserts
+	// that reached only the cut-off segments; the other side's recovery truncates them. Short
+	// op timeouts keep clients proposing while the writer stalls; reset partitions keep the
+	// reader's reads from waiting on cut segments.
+	{mode: "read-above-vdl", workload: "set", nemesis: "outage-writer-az-plus-one", interval: "5s", duration: "3s", run: "30s",
+		extra:   []string{"--replicas", "3", "--partition-mode", "reset", "--op-timeout", "500ms"},
+		anomaly: "missing from the final read", caught: true},
 }
 
 // runUnsafeCase runs c on a fresh refdb cluster (safe when unsafe is false) and returns the
@@ -54,6 +62,7 @@ func runUnsafeCase(t *testing.T, c unsafeCase, unsafe bool) (int, string, time.D
 	args := []string{"run", "--target", "refdb", "--workload", c.workload, "--nemesis", c.nemesis,
 		"--nemesis-interval", c.interval, "--nemesis-duration", c.duration, "--time", c.run,
 		"--concurrency", "16", "--progress", "never", "--out", out}
+	args = append(args, c.extra...)
 	if unsafe {
 		args = append(args, "--unsafe-"+c.mode)
 	}
@@ -137,7 +146,7 @@ func TestUnsafeModesAll(t *testing.T) {
 		t.Run(c.mode, func(t *testing.T) {
 			code, out, took := runUnsafeCase(t, c, true)
 			found := code == exitInvalid && strings.Contains(out, c.anomaly)
-			line := fmt.Sprintf("--unsafe-%s %s under %s (--time %s): exit %d in %s", c.mode, c.workload, c.nemesis, c.run, code, took.Round(time.Second))
+			line := fmt.Sprintf("--unsafe-%s %s under %s %s (--time %s): exit %d in %s", c.mode, c.workload, c.nemesis, strings.Join(c.extra, " "), c.run, code, took.Round(time.Second))
 			if found {
 				line += ", caught: " + anomalyLines(out)
 			} else {
