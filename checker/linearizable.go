@@ -214,25 +214,38 @@ func (l Linearizable) Check(ctx context.Context, in *Input) Result {
 		info   porcupine.LinearizationInfo
 	}
 	verdicts := make([]verdict, len(keys))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i, k := range keys {
-		sem <- struct{}{}
-		left := min(timeout, time.Until(deadline))
-		if ctx.Err() != nil || left <= 0 {
-			<-sem
-			verdicts[i] = verdict{key: k, result: porcupine.Unknown}
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			r, info := porcupine.CheckOperationsVerbose(RegisterModel, byKey[k], left)
-			verdicts[i] = verdict{key: k, result: r, info: info}
-		}()
+		verdicts[i] = verdict{key: k, result: porcupine.Unknown}
 	}
-	wg.Wait()
+	// Two passes: every key with a short timeout first, so the many easy keys are all
+	// checked even when a few pathological ones would eat the budget; then the keys that
+	// timed out, with the full per-key timeout, while the budget lasts.
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for _, pass := range []time.Duration{min(time.Second, timeout), timeout} {
+		var wg sync.WaitGroup
+		for i := range verdicts {
+			if verdicts[i].result != porcupine.Unknown {
+				continue
+			}
+			sem <- struct{}{}
+			left := min(pass, time.Until(deadline))
+			if ctx.Err() != nil || left <= 0 {
+				<-sem
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				r, info := porcupine.CheckOperationsVerbose(RegisterModel, byKey[verdicts[i].key], left)
+				verdicts[i].result, verdicts[i].info = r, info
+			}()
+		}
+		wg.Wait()
+		if pass == timeout {
+			break
+		}
+	}
 	var bad, unknown []string
 	total := 0
 	for _, v := range verdicts {
