@@ -468,6 +468,18 @@ func printNumbers(w io.Writer, name string, r checker.Result) {
 		if p := n.Unavail; p != nil {
 			fmt.Fprintf(w, "    longest unavailability per fault ms p50 %.0f p90 %.0f p99 %.0f max %.0f\n", p.P50, p.P90, p.P99, p.Max)
 		}
+	case "linearizable":
+		var n struct {
+			Keys    int `json:"keys"`
+			Ops     int `json:"ops"`
+			Bad     int `json:"non_linearizable_keys"`
+			Unknown int `json:"unknown_keys"`
+		}
+		if json.Unmarshal(b, &n) != nil || n.Keys == 0 {
+			return
+		}
+		fmt.Fprintf(w, "    %d keys, %d ops: %d linearizable, %d not, %d unknown (not decided within the check's budget: neither proven nor refuted)\n",
+			n.Keys, n.Ops, n.Keys-n.Bad-n.Unknown, n.Bad, n.Unknown)
 	case "lag":
 		var n struct {
 			Replicas   map[string]checker.LagReplica `json:"replicas"`

@@ -281,6 +281,17 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 		txn = eng.Begin(engine.TxnOptions{ReadOnly: true, LockWaitTimeout: sess.lockWait(sqlCtx)})
 		defer txn.Rollback()
 	}
+	// SET sql_select_limit would cut the answer: go-mysql-server applies it.
+	if isDefault, _ := sql.HasDefaultValue(sqlCtx, sess, "sql_select_limit"); !isDefault {
+		return false, nil
+	}
+	// From here on the statement is ours: it shows in SHOW PROCESSLIST and KILL QUERY and
+	// max_execution_time reach its storage read, as for any query.
+	sqlCtx, err = sqlCtx.ProcessList.BeginQuery(sqlCtx, prep.PrepareStmt)
+	if err != nil {
+		return true, err
+	}
+	defer sqlCtx.ProcessList.EndQuery(sqlCtx)
 	if err := sql.SessionCommandBegin(sess); err != nil {
 		return true, err
 	}
@@ -312,6 +323,13 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 }
 
 func (f *Frontend) sendPointRow(ctx *sql.Context, callback func(*sqltypes.Result) error, pg *pointGet, sch sql.Schema, row sql.Row) error {
+	// What ROW_COUNT() and FOUND_ROWS() report after a SELECT, as go-mysql-server sets them.
+	ctx.SetLastQueryInfoInt(sql.RowCount, -1)
+	found := int64(0)
+	if row != nil {
+		found = 1
+	}
+	ctx.SetLastQueryInfoInt(sql.FoundRows, found)
 	res := &sqltypes.Result{Fields: pg.fields}
 	if row != nil {
 		buf := sql.ByteBufPool.Get().(*sql.ByteBuffer)

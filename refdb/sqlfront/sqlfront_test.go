@@ -409,6 +409,21 @@ func TestSQLWriter(t *testing.T) {
 		}
 		mustExecConn(t, conn, "COMMIT")
 		mustExecConn(t, conn, "SET autocommit = 1")
+		// Session state a SELECT leaves: ROW_COUNT() -1, FOUND_ROWS() its rows; and
+		// sql_select_limit applies.
+		mustExecConn(t, conn, "UPDATE pg SET n = 1 WHERE id IN (1, 2)")
+		var rc, fr int64
+		if err := conn.QueryRowContext(w.ctx, "SELECT s FROM pg WHERE id = ?", 1).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRowContext(w.ctx, "SELECT ROW_COUNT(), FOUND_ROWS()").Scan(&rc, &fr); err != nil || rc != -1 || fr != 1 {
+			t.Errorf("after a point get ROW_COUNT() = %d, FOUND_ROWS() = %d (%v), want -1, 1", rc, fr, err)
+		}
+		mustExecConn(t, conn, "SET sql_select_limit = 0")
+		if err := conn.QueryRowContext(w.ctx, "SELECT s FROM pg WHERE id = ?", 1).Scan(&s); err != sql.ErrNoRows {
+			t.Errorf("sql_select_limit 0: %q %v, want no rows", s, err)
+		}
+		mustExecConn(t, conn, "SET sql_select_limit = DEFAULT")
 	})
 
 	t.Run("prepared", func(t *testing.T) {

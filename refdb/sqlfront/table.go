@@ -534,7 +534,10 @@ func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 func (r *rowIter) Close(*sql.Context) error { return nil }
 
 // point reads the row at primary key key: a locking read locks it and reads its latest
-// version, a plain read reads the snapshot, both through the version cache.
+// version, a plain read reads the snapshot, both through the version cache. A locking read
+// of a missing key keeps the key locked until the transaction ends, so a concurrent INSERT
+// of it waits, as behind InnoDB's gap lock at REPEATABLE READ (a scan that found nothing
+// locked nothing).
 func (r *rowIter) point(ctx *sql.Context, key []byte) (sql.Row, bool, error) {
 	var val []byte
 	var found bool
