@@ -196,23 +196,95 @@ func (p *Process) signalGroup(sig syscall.Signal) error {
 	if p.Exited() {
 		return nil
 	}
+	// Children that left the group (PostgreSQL's backends call setsid) get the signal too:
+	// a pause must freeze them and a kill must end them, as a crashed machine would.
+	kids := descendants(p.PID())
 	err := syscall.Kill(-p.PID(), sig)
 	if errors.Is(err, syscall.ESRCH) {
-		return nil
+		err = nil
+	}
+	for _, k := range kids {
+		_ = syscall.Kill(k, sig)
 	}
 	return err
+}
+
+// descendants lists the live processes below pid (children, their children, ...).
+func descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, ppid, _, ok := procStat(c); ok && st != "Z" {
+			children[ppid] = append(children[ppid], c)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		q := queue[0]
+		queue = queue[1:]
+		for _, c := range children[q] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// procStat reads a process's state, parent and process group from /proc.
+func procStat(pid int) (state string, ppid, pgrp int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0, 0, false
+	}
+	st := string(b)
+	i := strings.LastIndexByte(st, ')')
+	if i < 0 {
+		return "", 0, 0, false
+	}
+	f := strings.Fields(st[i+1:]) // state ppid pgrp ...
+	if len(f) < 3 {
+		return "", 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	pgrp, _ = strconv.Atoi(f[2])
+	return f[0], ppid, pgrp, true
+}
+
+// waitGone waits until none of pids is alive (or timeout).
+func waitGone(pids []int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for _, pid := range pids {
+		for time.Now().Before(deadline) {
+			st, _, _, ok := procStat(pid)
+			if !ok || st == "Z" {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // Kill sends SIGKILL to the whole process group and waits for the leader to
 // be reaped. Safe to call on an exited process.
 func (p *Process) Kill() error {
+	kids := descendants(p.PID())
 	if err := p.signalGroup(syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill %d: %w", p.PID(), err)
 	}
 	<-p.done
 	// The leader is gone, but its children (PostgreSQL's backends) may still be exiting
-	// and holding shared memory: a restart before they are all gone fails.
+	// and holding shared memory: a restart before they are all gone fails ("pre-existing
+	// shared memory block is still in use").
 	waitGroupGone(p.PID(), 10*time.Second)
+	waitGone(kids, 10*time.Second)
 	p.mu.Lock()
 	p.stopped = false
 	p.mu.Unlock()
@@ -235,23 +307,10 @@ func groupAlive(pgid int) bool {
 	}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || pid <= 0 {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		st := string(b)
-		i := strings.LastIndexByte(st, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(st[i+1:]) // state ppid pgrp ...
-		if len(f) < 3 || f[0] == "Z" {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g == pgid && pid > 0 {
+		if st, _, g, ok := procStat(pid); ok && st != "Z" && g == pgid {
 			return true
 		}
 	}

@@ -31,10 +31,17 @@ func state(t *testing.T, pid int) string {
 }
 
 func TestKillTakesTheGroup(t *testing.T) {
+	// The shell starts a grandchild in the same process group; with setsid, in a session
+	// and group of its own, as PostgreSQL's backends do.
+	for _, start := range []string{"sleep 100", "setsid sleep 100"} {
+		t.Run(strings.Fields(start)[0], func(t *testing.T) { testKillTakesTheGroup(t, start) })
+	}
+}
+
+func testKillTakesTheGroup(t *testing.T, start string) {
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "child")
-	// The shell starts a grandchild in the same process group.
-	p, err := Start(Spec{Path: "/bin/sh", Args: []string{"-c", "sleep 100 & echo $! > " + pidFile + "; wait"},
+	p, err := Start(Spec{Path: "/bin/sh", Args: []string{"-c", start + " & echo $! > " + pidFile + "; wait"},
 		LogPath: filepath.Join(dir, "log")})
 	if err != nil {
 		t.Fatal(err)
