@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,11 +40,16 @@ type pointGet struct {
 	keyCols   []string // the WHERE columns, in the order of their parameters
 	keyArgs   []string // their bind variable names (v1, v2, ...)
 	fields    []*querypb.Field
-	// defID and defVersion name the table definition the fields were computed from: after any
-	// DDL on the table the statement goes back to go-mysql-server, which answers with the new
-	// columns.
+	// defID and defVersion name the table definition the plan was resolved against: after
+	// any DDL on the table the statement goes back to go-mysql-server, which answers with the
+	// new columns. Under that definition the plan below never changes, so it is resolved
+	// once, at prepare time.
 	defID      uint32
 	defVersion uint64
+	args       []string   // the bind variable of each primary-key column, in key order
+	unsigned   []bool     // whether that column is unsigned
+	proj       []int      // ordinals of the projected columns
+	projSch    sql.Schema // their schema
 }
 
 // pointGets remembers the point-get plans of prepared statements. Entries are keyed by the
@@ -173,7 +179,10 @@ func parsePointGet(query string) *pointGet {
 	return pg
 }
 
-// resolvePointGet binds pg to the table definition the statement was just prepared against.
+// resolvePointGet binds pg to the table definition the statement was just prepared against
+// and resolves its plan there: which argument feeds each primary-key column, and the
+// projection. It reports false when the statement is not a point get on that table after all
+// (another key, a non-integer key column, an unknown column).
 func (f *Frontend) resolvePointGet(ctx context.Context, c *mysql.Conn, pg *pointGet, query string) bool {
 	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, query)
 	if err != nil {
@@ -184,10 +193,41 @@ func (f *Frontend) resolvePointGet(ctx context.Context, c *mysql.Conn, pg *point
 		db = sqlCtx.GetCurrentDatabase()
 	}
 	def, ok := f.engine().Catalog().Table(db, pg.table)
-	if ok {
-		pg.defID, pg.defVersion = def.ID, def.Version
+	if !ok {
+		return false
 	}
-	return ok
+	m, err := f.meta(def)
+	if err != nil || len(m.pk) != len(pg.keyCols) {
+		return false
+	}
+	sch := m.sch.Schema
+	for _, ord := range m.pk {
+		col := sch[ord]
+		j := slices.IndexFunc(pg.keyCols, func(k string) bool { return strings.EqualFold(k, col.Name) })
+		if j < 0 || !types.IsInteger(col.Type) {
+			return false
+		}
+		pg.args = append(pg.args, pg.keyArgs[j])
+		pg.unsigned = append(pg.unsigned, types.IsUnsigned(col.Type))
+	}
+	if pg.cols == nil {
+		for i := range sch {
+			pg.proj = append(pg.proj, i)
+		}
+	} else {
+		for _, name := range pg.cols {
+			i := sch.IndexOfColName(name)
+			if i < 0 {
+				return false
+			}
+			pg.proj = append(pg.proj, i)
+		}
+	}
+	for _, i := range pg.proj {
+		pg.projSch = append(pg.projSch, sch[i])
+	}
+	pg.defID, pg.defVersion = def.ID, def.Version
+	return true
 }
 
 // execPointGet runs a point get. handled is false when this execution is not one after all
@@ -216,29 +256,18 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 		return false, nil // go-mysql-server reports a missing table, or answers a changed one
 	}
 	m, err := f.meta(def)
-	if err != nil || len(m.pk) != len(pg.keyCols) {
+	if err != nil || len(pg.proj) != len(pg.fields) {
 		return false, nil
 	}
-	sch := m.sch.Schema
 	// The key: every primary-key column bound to an integer argument.
 	var tuple []byte
 	empty := false
-	for _, ord := range m.pk {
-		col := sch[ord]
-		j := -1
-		for i, k := range pg.keyCols {
-			if strings.EqualFold(k, col.Name) {
-				j = i
-			}
-		}
-		if j < 0 || !types.IsInteger(col.Type) {
-			return false, nil
-		}
-		bv := prep.BindVars[pg.keyArgs[j]]
+	for i, ord := range m.pk {
+		bv := prep.BindVars[pg.args[i]]
 		if bv == nil {
 			return false, nil
 		}
-		v, inRange, ok := integerArg(bv, types.IsUnsigned(col.Type))
+		v, inRange, ok := integerArg(bv, pg.unsigned[i])
 		if !ok {
 			return false, nil
 		}
@@ -249,23 +278,6 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 		if tuple, err = m.codecs[ord].appendKey(tuple, v, 0); err != nil {
 			return false, nil
 		}
-	}
-	proj := make([]int, 0, len(sch))
-	if pg.cols == nil {
-		for i := range sch {
-			proj = append(proj, i)
-		}
-	} else {
-		for _, name := range pg.cols {
-			i := sch.IndexOfColName(name)
-			if i < 0 {
-				return false, nil
-			}
-			proj = append(proj, i)
-		}
-	}
-	if len(proj) != len(pg.fields) {
-		return false, nil
 	}
 	// The transaction: the session's open one, else (autocommit) a snapshot of its own. With
 	// autocommit off and none open, go-mysql-server starts the transaction later statements
@@ -301,28 +313,27 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 	sql.IncrementStatusVariable(sqlCtx, "Questions", 1)
 	sql.IncrementStatusVariable(sqlCtx, "Com_select", 1)
 	if empty {
-		return true, f.sendPointRow(sqlCtx, callback, pg, nil, nil)
+		return true, f.sendPointRow(sqlCtx, callback, pg, nil)
 	}
 	val, found, err := txn.Get(sqlCtx, m.pkKey(tuple))
 	if err != nil {
 		return true, toSQLError(err)
 	}
 	if !found {
-		return true, f.sendPointRow(sqlCtx, callback, pg, nil, nil)
+		return true, f.sendPointRow(sqlCtx, callback, pg, nil)
 	}
 	row, err := decodeRow(m.codecs, val)
 	if err != nil {
 		return true, err
 	}
-	out := make(sql.Row, len(proj))
-	osch := make(sql.Schema, len(proj))
-	for i, p := range proj {
-		out[i], osch[i] = row[p], sch[p]
+	out := make(sql.Row, len(pg.proj))
+	for i, p := range pg.proj {
+		out[i] = row[p]
 	}
-	return true, f.sendPointRow(sqlCtx, callback, pg, osch, out)
+	return true, f.sendPointRow(sqlCtx, callback, pg, out)
 }
 
-func (f *Frontend) sendPointRow(ctx *sql.Context, callback func(*sqltypes.Result) error, pg *pointGet, sch sql.Schema, row sql.Row) error {
+func (f *Frontend) sendPointRow(ctx *sql.Context, callback func(*sqltypes.Result) error, pg *pointGet, row sql.Row) error {
 	// What ROW_COUNT() and FOUND_ROWS() report after a SELECT, as go-mysql-server sets them.
 	ctx.SetLastQueryInfoInt(sql.RowCount, -1)
 	found := int64(0)
@@ -337,7 +348,7 @@ func (f *Frontend) sendPointRow(ctx *sql.Context, callback func(*sqltypes.Result
 			buf.Reset()
 			sql.ByteBufPool.Put(buf)
 		}()
-		vals, err := server.RowToSQL(ctx, sch, row, nil, buf)
+		vals, err := server.RowToSQL(ctx, pg.projSch, row, nil, buf)
 		if err != nil {
 			return err
 		}
