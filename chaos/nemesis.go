@@ -391,17 +391,7 @@ func (n *Nemesis) inject(ctx context.Context, sp spec, clock func() int64, rec f
 	// Failover runs alongside the fault, not before the heal: when the same fault also
 	// took out more storage than the quorum model allows, failover can only finish once
 	// the heal brings storage back, and waiting for it first would stretch the outage.
-	failoverDone := make(chan error, 1)
-	if sp.action == "kill" && hitWriter && len(done) > 0 {
-		go func() {
-			t0 := time.Now()
-			err := n.target.Failover(ctx)
-			event("failover", "", map[string]any{"seconds": time.Since(t0).Seconds()}, err)
-			failoverDone <- err
-		}()
-	} else {
-		failoverDone <- nil
-	}
+	failoverDone := n.failoverAlongside(ctx, sp.action == "kill" && hitWriter && len(done) > 0, event)
 	sleep(ctx, n.schedule.Duration)
 	hctx, cancel := healCtx()
 	defer cancel()
@@ -566,6 +556,24 @@ func (n *Nemesis) injectNet(ctx context.Context, sp spec, event func(f, node str
 
 // injectOutage cuts a group of nodes off from the rest, crashes them half-way through the
 // fault, and at the end heals their links and restarts them (see outages).
+// failoverAlongside starts a failover of the target in the background when start is set, and
+// returns where its outcome arrives (nil at once when not started). The fault goes on, and is
+// healed, while the failover runs: it may only finish once the heal brings storage back.
+func (n *Nemesis) failoverAlongside(ctx context.Context, start bool, event func(f, node string, v any, err error)) <-chan error {
+	done := make(chan error, 1)
+	if !start {
+		done <- nil
+		return done
+	}
+	go func() {
+		t0 := time.Now()
+		err := n.target.Failover(ctx)
+		event("failover", "", map[string]any{"seconds": time.Since(t0).Seconds()}, err)
+		done <- err
+	}()
+	return done
+}
+
 func (n *Nemesis) injectOutage(ctx context.Context, sp spec, event func(f, node string, v any, err error)) error {
 	nodes := n.target.Nodes()
 	az := ""
@@ -621,7 +629,7 @@ func (n *Nemesis) injectOutage(ctx context.Context, sp spec, event func(f, node 
 		}
 	}
 	var crashed []targets.Node
-	failoverDone := make(chan error, 1)
+	failoverDone := n.failoverAlongside(ctx, false, event)
 	if sleep(ctx, n.schedule.Duration/2) {
 		for _, x := range group {
 			err := x.Kill(ctx)
@@ -635,21 +643,10 @@ func (n *Nemesis) injectOutage(ctx context.Context, sp spec, event func(f, node 
 			cids[i] = x.ID()
 		}
 		event("crash-outage", label, map[string]any{"nodes": cids}, firstErr)
-		if hitWriter && len(crashed) > 0 {
-			// As for kill: failover runs alongside the outage; its recovery can finish only
-			// with segments outside the group, or once the heal brings the group back.
-			go func() {
-				t0 := time.Now()
-				err := n.target.Failover(ctx)
-				event("failover", "", map[string]any{"seconds": time.Since(t0).Seconds()}, err)
-				failoverDone <- err
-			}()
-		} else {
-			failoverDone <- nil
-		}
+		// As for kill: failover runs alongside the outage; its recovery can finish only
+		// with segments outside the group, or once the heal brings the group back.
+		failoverDone = n.failoverAlongside(ctx, hitWriter && len(crashed) > 0, event)
 		sleep(ctx, n.schedule.Duration-n.schedule.Duration/2)
-	} else {
-		failoverDone <- nil
 	}
 	hctx, cancel := healCtx()
 	defer cancel()
