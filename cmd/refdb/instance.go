@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -80,13 +79,11 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 			peerList = append(peerList, p)
 		}
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("%w: --log-level: %w", errUsage, err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	u := unsafe()
-	warnUnsafe(log, u)
+	log, err := processLogger(stderr, *logLevel, u)
+	if err != nil {
+		return err
+	}
 	stopPprof, err := servePprof(*pprofAddr, log)
 	if err != nil {
 		return err

@@ -133,13 +133,11 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	case sec == "":
 		return fmt.Errorf("%w: a cluster secret is required (--secret, --secret-file or REFDB_SECRET)", errUsage)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("%w: --log-level: %w", errUsage, err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("az", *az)
 	u := unsafe()
-	warnUnsafe(log, u)
+	log, err := processLogger(stderr, *logLevel, u, "az", *az)
+	if err != nil {
+		return err
+	}
 	stopPprof, err := servePprof(*pprofAddr, log)
 	if err != nil {
 		return err
@@ -185,6 +183,18 @@ func unsafeFlags(fs *pflag.FlagSet, process string) func() refcluster.Unsafe {
 }
 
 // warnUnsafe logs, loudly, every unsafe mode a process runs with.
+// processLogger is the logger of a long-running refdb process at --log-level, with attrs on
+// every line; it first warns loudly about any unsafe mode the process runs with.
+func processLogger(stderr io.Writer, level string, u refcluster.Unsafe, attrs ...any) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level: %w", errUsage, err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l})).With(attrs...)
+	warnUnsafe(log, u)
+	return log, nil
+}
+
 func warnUnsafe(log *slog.Logger, u refcluster.Unsafe) {
 	for _, m := range refcluster.UnsafeModes {
 		if m.On(u) {

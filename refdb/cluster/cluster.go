@@ -145,15 +145,17 @@ func WithRole(args []string, role string) []string {
 	return append(out, "--role", role)
 }
 
-// StorageArgs is the `refdb storage` command line, with the unsafe modes storage owns.
+// StorageArgs is the `refdb storage` command line, with the unsafe modes storage owns and
+// extra flags last.
 // peerAddrs (id=addr, may be empty) overrides how the node dials each peer (otherwise as the
 // volume's Install told it).
-func StorageArgs(bin, id, az, dataDir, listen, secretFile string, peerAddrs []string, u Unsafe) []string {
+func StorageArgs(bin, id, az, dataDir, listen, secretFile string, peerAddrs []string, u Unsafe, extra ...string) []string {
 	args := []string{bin, "storage", "--id", id, "--az", az, "--data", dataDir, "--listen", listen, "--secret-file", secretFile}
 	if len(peerAddrs) > 0 {
 		args = append(args, "--peer-addrs", strings.Join(peerAddrs, ","))
 	}
-	return append(args, u.StorageFlags()...)
+	args = append(args, u.StorageFlags()...)
+	return append(args, extra...)
 }
 
 // SecretFile is where the cluster secret is kept (mode 0600).
@@ -330,7 +332,7 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 				peerAddrs = append(peerAddrs, p.ID+"="+a)
 			}
 		}
-		s.Args = append(StorageArgs(cfg.Bin, s.ID, s.AZ, s.DataDir, s.Addr, SecretFile(dir), peerAddrs, cfg.Unsafe), cfg.StorageFlags...)
+		s.Args = StorageArgs(cfg.Bin, s.ID, s.AZ, s.DataDir, s.Addr, SecretFile(dir), peerAddrs, cfg.Unsafe, cfg.StorageFlags...)
 	}
 	if err := parallel(storage, listening); err != nil {
 		return c, err
