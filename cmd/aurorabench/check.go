@@ -22,11 +22,8 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: aurorabench check DIR [flags]\n\nRe-checks DIR/history.jsonl with the workload's checkers, rewrites DIR/summary.json and DIR/report.html.\nExit 0 valid, 1 anomaly found, 2 unreadable or corrupt input.\n\nFlags:\n%s", fs.FlagUsages())
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitValid, nil
-		}
-		return exitUsage, usageError{err}
+	if code, stop, err := parseFlags(fs, args); stop {
+		return code, err
 	}
 	if fs.NArg() != 1 {
 		return exitUsage, usagef("check takes one results folder, got %d arguments", fs.NArg())
@@ -81,11 +78,8 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: aurorabench report DIR\n\nRe-renders DIR/report.html from DIR/summary.json and DIR/history.jsonl.\n")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitValid, nil
-		}
-		return exitUsage, usageError{err}
+	if code, stop, err := parseFlags(fs, args); stop {
+		return code, err
 	}
 	if fs.NArg() != 1 {
 		return exitUsage, usagef("report takes one results folder, got %d arguments", fs.NArg())

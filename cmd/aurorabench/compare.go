@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,11 +35,8 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: aurorabench compare [flags]\n\nRuns the same workloads on several targets, one after the other, and writes a side-by-side\ncomparison (compare.json, compare.html) with each run's own results folder under --out.\n\nFlags:\n%s", fs.FlagUsages())
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitValid, nil
-		}
-		return exitUsage, usageError{err}
+	if code, stop, err := parseFlags(fs, args); stop {
+		return code, err
 	}
 	if fs.NArg() > 0 {
 		return exitUsage, usagef("compare takes no arguments, got %q", fs.Args())

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/pflag"
 )
 
 const (
@@ -89,4 +91,16 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// parseFlags parses a subcommand's flags: --help stops with exit 0, a bad flag with a usage
+// error (exit 2).
+func parseFlags(fs *pflag.FlagSet, args []string) (code int, stop bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitValid, true, nil
+		}
+		return exitUsage, true, usageError{err}
+	}
+	return 0, false, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,11 +64,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 			"The --unsafe-* flags start refdb with one rule deliberately broken, to prove the checkers catch it\n"+
 			"(--target refdb only; the results folder records them).\n\nFlags:\n%s\nNemeses (--nemesis, comma-separated to mix):\n  %s\n", fs.FlagUsages(), strings.Join(chaos.Describe(), "\n  "))
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitValid, nil
-		}
-		return exitUsage, usageError{err}
+	if code, stop, err := parseFlags(fs, args); stop {
+		return code, err
 	}
 	if fs.NArg() > 0 {
 		return exitUsage, usagef("run takes no arguments, got %q", fs.Args())
