@@ -60,19 +60,13 @@ func (p *faultProbe) state(t *testing.T, node string) redo.FaultState {
 // again. Malformed statements get 1064, out-of-range indexes 1210, a reader 1290.
 func TestAlterSystemDiskFaults(t *testing.T) {
 	defer instanceapi.CloseIdle()
-	c, err := localvol.Start(t.TempDir(), 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := startStorage(t, 2)
 	wAdmin, rAdmin := freeAddr(t), freeAddr(t)
 	w := startInstance(t, c, instance.Config{Role: "writer", ID: "db1", AZ: "az1", Admin: wAdmin, Create: true, CommitTimeout: 2 * time.Second})
 	defer w.stop(t)
 	db := open(t, w.mysql)
 	defer db.Close()
-	mustExec(t, db, "CREATE DATABASE bench")
-	mustExec(t, db, "CREATE TABLE bench.t (id INT PRIMARY KEY, v INT)")
-	mustExec(t, db, "INSERT INTO bench.t VALUES (1, 1)")
+	seedBench(t, db)
 	probe := newProbe(t, c)
 
 	// Syntax and range errors.
@@ -118,7 +112,7 @@ func TestAlterSystemDiskFaults(t *testing.T) {
 	// 100% failure everywhere for a few seconds: a write fails with a MySQL error within
 	// the commit timeout, then the nodes expire the fault and writes succeed again.
 	mustExec(t, db, "ALTER SYSTEM SIMULATE 100 PERCENT DISK FAILURE FOR INTERVAL 4 SECOND")
-	_, err = db.Exec("INSERT INTO bench.t VALUES (100, 100)")
+	_, err := db.Exec("INSERT INTO bench.t VALUES (100, 100)")
 	if no := sqlErrNo(err); no != 1180 && no != 1030 {
 		t.Fatalf("write with every disk failing: %v, want error 1180 or 1030", err)
 	}
@@ -170,20 +164,14 @@ func TestAlterSystemDiskFaults(t *testing.T) {
 // real process: SIGKILL, see TestAlterSystemCrashInstanceProcess).
 func TestAlterSystemCrashDispatcher(t *testing.T) {
 	defer instanceapi.CloseIdle()
-	c, err := localvol.Start(t.TempDir(), 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := startStorage(t, 1)
 	crashed := make(chan sqlfront.CrashKind, 2)
 	w := startInstance(t, c, instance.Config{Role: "writer", ID: "db1", AZ: "az1", Create: true,
 		Crash: func(k sqlfront.CrashKind) { crashed <- k }})
 	defer w.stop(t)
 	db := open(t, w.mysql)
 	defer db.Close()
-	mustExec(t, db, "CREATE DATABASE bench")
-	mustExec(t, db, "CREATE TABLE bench.t (id INT PRIMARY KEY, v INT)")
-	mustExec(t, db, "INSERT INTO bench.t VALUES (1, 1)")
+	seedBench(t, db)
 	ctx := context.Background()
 	other, err := db.Conn(ctx)
 	if err != nil {
@@ -229,11 +217,7 @@ func TestAlterSystemCrashDispatcher(t *testing.T) {
 // drops, the process dies of SIGKILL); a restart (what the control plane does) recovers every
 // acknowledged commit.
 func TestAlterSystemCrashInstanceProcess(t *testing.T) {
-	c, err := localvol.Start(t.TempDir(), 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := startStorage(t, 2)
 	w := startChild(t, c, "db1")
 	db, err := sql.Open("mysql", "admin:pw@tcp("+w.addr+")/")
 	if err != nil {

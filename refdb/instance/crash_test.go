@@ -105,11 +105,7 @@ func (c *child) kill() {
 // restart (recovery under a new epoch) every acknowledged transaction is present and every
 // transaction is all-or-nothing.
 func TestWriterSIGKILLLosesNoAcknowledgedCommit(t *testing.T) {
-	c, err := localvol.Start(t.TempDir(), 4, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := startStorage(t, 4)
 	w := startChild(t, c, "db1")
 	db, err := sql.Open("mysql", "admin:pw@tcp("+w.addr+")/")
 	if err != nil {

@@ -48,6 +48,26 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
+// startStorage starts six in-process storage servers hosting pgs protection groups, stopped
+// when the test ends.
+func startStorage(t *testing.T, pgs int) *localvol.Cluster {
+	t.Helper()
+	c, err := localvol.Start(t.TempDir(), pgs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	return c
+}
+
+// seedBench creates bench.t (id, v) holding the row (1, 1).
+func seedBench(t *testing.T, db *sql.DB) {
+	t.Helper()
+	mustExec(t, db, "CREATE DATABASE bench")
+	mustExec(t, db, "CREATE TABLE bench.t (id INT PRIMARY KEY, v INT)")
+	mustExec(t, db, "INSERT INTO bench.t VALUES (1, 1)")
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	s, err := instanceapi.Listen("127.0.0.1:0", nil)
@@ -70,11 +90,7 @@ func canceled() context.Context {
 // acknowledged row and accepts writes.
 func TestReaderFollowsAndPromotes(t *testing.T) {
 	defer instanceapi.CloseIdle()
-	c, err := localvol.Start(t.TempDir(), 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := startStorage(t, 2)
 	wAdmin, rAdmin := freeAddr(t), freeAddr(t)
 	w := startInstance(t, c, instance.Config{Role: "writer", ID: "db1", AZ: "az1", Admin: wAdmin, Create: true})
 	wStopped := false
@@ -130,7 +146,7 @@ func TestReaderFollowsAndPromotes(t *testing.T) {
 	if st.Role != instanceapi.RoleReader || !st.Healthy {
 		t.Fatalf("reader status %+v", st)
 	}
-	_, err = rdb.Exec("INSERT INTO bench.t VALUES (1000, 1)")
+	_, err := rdb.Exec("INSERT INTO bench.t VALUES (1000, 1)")
 	var me *mysql.MySQLError
 	if !errors.As(err, &me) || me.Number != 1290 {
 		t.Fatalf("write on the reader: %v, want error 1290", err)
