@@ -1,6 +1,7 @@
 package sqlfront_test
 
 import (
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -28,14 +29,13 @@ func benchTable(b *testing.B) *writer {
 	return w
 }
 
-// BenchmarkPointSelect is sysbench oltp_point_select through the MySQL protocol and the
-// binary prepared-statement path: one primary-key lookup per operation, 8 clients.
-func BenchmarkPointSelect(b *testing.B) {
+// benchPrepared runs op on a prepared statement from 8 clients over the sysbench table.
+func benchPrepared(b *testing.B, query string, op func(*sql.Stmt) error) {
 	w := benchTable(b)
 	db := w.db("sbtest")
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	stmt, err := db.Prepare("SELECT c FROM sbtest1 WHERE id=?")
+	stmt, err := db.Prepare(query)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,9 +43,8 @@ func BenchmarkPointSelect(b *testing.B) {
 	b.SetParallelism(4) // 2 cores x 4 = 8 clients
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		var c string
 		for pb.Next() {
-			if err := stmt.QueryRow(rand.IntN(benchRows) + 1).Scan(&c); err != nil {
+			if err := op(stmt); err != nil {
 				b.Error(err)
 				return
 			}
@@ -53,26 +52,20 @@ func BenchmarkPointSelect(b *testing.B) {
 	})
 }
 
+// BenchmarkPointSelect is sysbench oltp_point_select through the MySQL protocol and the
+// binary prepared-statement path: one primary-key lookup per operation, 8 clients.
+func BenchmarkPointSelect(b *testing.B) {
+	benchPrepared(b, "SELECT c FROM sbtest1 WHERE id=?", func(st *sql.Stmt) error {
+		var c string
+		return st.QueryRow(rand.IntN(benchRows) + 1).Scan(&c)
+	})
+}
+
 // BenchmarkIndexUpdate is sysbench's index update: UPDATE ... SET k=k+1 WHERE id=?, an
 // autocommit write through the volume.
 func BenchmarkIndexUpdate(b *testing.B) {
-	w := benchTable(b)
-	db := w.db("sbtest")
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
-	stmt, err := db.Prepare("UPDATE sbtest1 SET k=k+1 WHERE id=?")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer stmt.Close()
-	b.SetParallelism(4)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := stmt.Exec(rand.IntN(benchRows) + 1); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	benchPrepared(b, "UPDATE sbtest1 SET k=k+1 WHERE id=?", func(st *sql.Stmt) error {
+		_, err := st.Exec(rand.IntN(benchRows) + 1)
+		return err
 	})
 }
