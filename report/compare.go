@@ -136,12 +136,8 @@ const (
 
 // WriteComparison writes dir/compare.json and dir/compare.html.
 func WriteComparison(dir string, c *Comparison) error {
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode comparison: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, CompareJSON), append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write comparison: %w", err)
+	if err := writeJSON(filepath.Join(dir, CompareJSON), "comparison", c); err != nil {
+		return err
 	}
 	h, err := CompareHTMLOf(dir, c)
 	if err != nil {

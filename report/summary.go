@@ -34,12 +34,17 @@ const SummaryFile = "summary.json"
 
 // WriteSummary writes dir/summary.json.
 func WriteSummary(dir string, s *Summary) error {
-	b, err := json.MarshalIndent(s, "", "  ")
+	return writeJSON(filepath.Join(dir, SummaryFile), "summary", s)
+}
+
+// writeJSON writes v as indented JSON to path; what names it in errors.
+func writeJSON(path, what string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode summary: %w", err)
+		return fmt.Errorf("encode %s: %w", what, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, SummaryFile), append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write summary: %w", err)
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", what, err)
 	}
 	return nil
 }
