@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -68,6 +69,19 @@ func tuneGC() {
 	}
 }
 
+// oneProc runs a storage node or the control plane on one OS thread at a time unless
+// GOMAXPROCS says otherwise. A local cluster puts ten refdb processes on a few cores; a storage
+// node's work is short bursts (decode, append, fsync, ack) where a second P only adds
+// cross-thread wake-ups and idle spinning in every process. Measured on 2 cores with sysbench
+// through a local cluster: write_only 258 -> 296 TPS, read_write 90 -> 107 TPS, and storage
+// CPU per write_only transaction 3.4 -> 2.6 ms. The writer and readers keep every core: their
+// SQL work is CPU-bound and parallel (one P there cost point_select two thirds of its QPS).
+func oneProc() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
+
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -75,8 +89,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "storage":
+		oneProc()
 		return runStorage(ctx, args[1:], stderr)
 	case "control":
+		oneProc()
 		return runControl(ctx, args[1:], stderr)
 	case "endpoint":
 		return runEndpoint(ctx, args[1:], stderr)
