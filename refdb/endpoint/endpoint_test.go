@@ -14,15 +14,26 @@ import (
 
 	"github.com/aurorabench/aurorabench/refdb/cluster"
 	"github.com/aurorabench/aurorabench/refdb/endpoint"
+	"github.com/aurorabench/aurorabench/refdb/handoff"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// backend greets each connection with its name and holds it open.
-func backend(t *testing.T, name string, wg *sync.WaitGroup) net.Listener {
+// backend greets each connection with its name and holds it open. With handOff it also
+// takes connections handed off by the endpoint, and then greets with name+"*" (a handed-off
+// socket's local address is the endpoint's, not the backend's).
+func backend(t *testing.T, name string, wg *sync.WaitGroup, handOff bool) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	own := ln.Addr().String()
+	if handOff {
+		hl, err := handoff.Listen(ln, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln = hl
 	}
 	wg.Add(1)
 	go func() {
@@ -36,7 +47,11 @@ func backend(t *testing.T, name string, wg *sync.WaitGroup) net.Listener {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				io.WriteString(c, name+"\n")
+				greeting := name
+				if c.LocalAddr().String() != own {
+					greeting += "*"
+				}
+				io.WriteString(c, greeting+"\n")
 				io.Copy(io.Discard, c)
 			}()
 		}
@@ -67,9 +82,21 @@ func topo(version uint64, writer string, readers ...string) cluster.Status {
 	return st
 }
 
+// The same roles and drops whether the endpoint relays bytes or hands connections off.
 func TestRolesAndDrops(t *testing.T) {
+	t.Run("relay", func(t *testing.T) { testRolesAndDrops(t, false) })
+	t.Run("handoff", func(t *testing.T) { testRolesAndDrops(t, true) })
+}
+
+func testRolesAndDrops(t *testing.T, handOff bool) {
 	var wg sync.WaitGroup
-	a, b, c := backend(t, "a", &wg), backend(t, "b", &wg), backend(t, "c", &wg)
+	a, b, c := backend(t, "a", &wg, handOff), backend(t, "b", &wg, handOff), backend(t, "c", &wg, handOff)
+	want := func(name string) string {
+		if handOff {
+			return name + "*"
+		}
+		return name
+	}
 	defer func() {
 		a.Close()
 		b.Close()
@@ -86,8 +113,11 @@ func TestRolesAndDrops(t *testing.T) {
 	e.Apply(topo(1, A, B, C))
 	g, held := greet(t, e.WriterAddr())
 	defer held.Close()
-	if g != "a" {
-		t.Fatalf("writer endpoint reached %s, want a", g)
+	if g != want("a") {
+		t.Fatalf("writer endpoint reached %s, want %s", g, want("a"))
+	}
+	if w, _ := e.Conns(); w != 1 {
+		t.Fatalf("writer endpoint counts %d connections, want 1", w)
 	}
 	seen := map[string]bool{}
 	for i := 0; i < 4; i++ {
@@ -95,8 +125,8 @@ func TestRolesAndDrops(t *testing.T) {
 		conn.Close()
 		seen[g] = true
 	}
-	if !seen["b"] || !seen["c"] || seen["a"] {
-		t.Fatalf("reader endpoint reached %v, want b and c round-robin", seen)
+	if !seen[want("b")] || !seen[want("c")] || len(seen) != 2 {
+		t.Fatalf("reader endpoint reached %v, want %s and %s round-robin", seen, want("b"), want("c"))
 	}
 
 	// Failover to b: the held writer connection is dropped, new ones reach b; with no
@@ -106,12 +136,12 @@ func TestRolesAndDrops(t *testing.T) {
 	if _, err := io.ReadAll(held); err != nil {
 		t.Fatalf("held writer connection: %v, want closed", err)
 	}
-	if g, conn := greet(t, e.WriterAddr()); g != "b" {
+	if g, conn := greet(t, e.WriterAddr()); g != want("b") {
 		t.Fatalf("after failover the writer endpoint reached %s", g)
 	} else {
 		conn.Close()
 	}
-	if g, conn := greet(t, e.ReaderAddr()); g != "b" {
+	if g, conn := greet(t, e.ReaderAddr()); g != want("b") {
 		t.Fatalf("with no readers the reader endpoint reached %s, want the writer", g)
 	} else {
 		conn.Close()

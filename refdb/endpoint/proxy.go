@@ -7,23 +7,32 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/aurorabench/aurorabench/refdb/handoff"
 )
 
 // dialTimeout bounds the dial to a backend, so a dead backend fails the client's connection
 // quickly instead of hanging it.
 const dialTimeout = 3 * time.Second
 
-// proxy accepts client connections and pipes each to the backend pick returns at accept time.
+// handoffRetry is how long a backend that refused a handoff is relayed to before trying again.
+const handoffRetry = time.Second
+
+// proxy accepts client connections and sends each to the backend pick returns at accept time:
+// handed off to it (package handoff) when the backend is a refdb instance on this host, else
+// relayed byte by byte.
 type proxy struct {
 	ln     net.Listener
 	pick   func() (addr string, ok bool)
 	ctx    context.Context // ends on close, so dials in progress give up
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	conns  map[*pair]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[*pair]struct{}
+	senders map[string]*handoff.Sender // backend address -> its handoff connection
+	refused map[string]time.Time       // backend address -> when a handoff to it last failed
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 type pair struct {
@@ -40,7 +49,8 @@ func (p *pair) close() {
 }
 
 func newProxy(ln net.Listener, pick func() (string, bool)) *proxy {
-	p := &proxy{ln: ln, pick: pick, conns: map[*pair]struct{}{}}
+	p := &proxy{ln: ln, pick: pick, conns: map[*pair]struct{}{}, senders: map[string]*handoff.Sender{},
+		refused: map[string]time.Time{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)
 	go p.accept()
@@ -70,6 +80,9 @@ func (p *proxy) serve(c net.Conn) {
 		c.Close()
 		return
 	}
+	if tc, isTCP := c.(*net.TCPConn); isTCP && p.handOff(addr, tc) {
+		return
+	}
 	d := net.Dialer{Timeout: dialTimeout}
 	b, err := d.DialContext(p.ctx, "tcp", addr)
 	if err != nil {
@@ -97,6 +110,55 @@ func (p *proxy) serve(c net.Conn) {
 	p.mu.Unlock()
 }
 
+// handOff passes c to the instance at addr and reports whether it did; if not, c is still
+// the caller's to relay.
+func (p *proxy) handOff(addr string, c *net.TCPConn) bool {
+	s := p.sender(addr)
+	if s == nil {
+		return false
+	}
+	if err := s.Send(c); err != nil {
+		p.mu.Lock()
+		if p.senders[addr] == s {
+			delete(p.senders, addr)
+			p.refused[addr] = time.Now()
+		}
+		p.mu.Unlock()
+		s.Close()
+		return false
+	}
+	return true
+}
+
+// sender returns the handoff connection to addr, dialing it if needed; nil means relay.
+func (p *proxy) sender(addr string) *handoff.Sender {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	if s := p.senders[addr]; s != nil {
+		select {
+		case <-s.Done(): // the instance hung up; a restarted one listens again
+			delete(p.senders, addr)
+			s.Close()
+		default:
+			return s
+		}
+	}
+	if t, ok := p.refused[addr]; ok && time.Since(t) < handoffRetry {
+		return nil
+	}
+	s, err := handoff.Dial(addr) // an abstract Unix socket: fails at once if absent
+	if err != nil {
+		p.refused[addr] = time.Now()
+		return nil
+	}
+	delete(p.refused, addr)
+	p.senders[addr] = s
+	return s
+}
+
 // dropUnless closes the connections whose backend keep rejects.
 func (p *proxy) dropUnless(keep func(addr string) bool) int {
 	p.mu.Lock()
@@ -106,17 +168,33 @@ func (p *proxy) dropUnless(keep func(addr string) bool) int {
 			victims = append(victims, pr)
 		}
 	}
+	var senders []*handoff.Sender
+	for addr, s := range p.senders {
+		if !keep(addr) {
+			senders = append(senders, s)
+			delete(p.senders, addr)
+		}
+	}
 	p.mu.Unlock()
 	for _, pr := range victims {
 		pr.close()
 	}
-	return len(victims)
+	n := len(victims)
+	for _, s := range senders {
+		n += s.Drop()
+		s.Close()
+	}
+	return n
 }
 
 func (p *proxy) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.conns)
+	n := len(p.conns)
+	for _, s := range p.senders {
+		n += s.Count()
+	}
+	return n
 }
 
 func (p *proxy) close() {

@@ -23,6 +23,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/aurorabench/aurorabench/refdb/engine"
+	"github.com/aurorabench/aurorabench/refdb/handoff"
 )
 
 // Version is what @@version and the handshake report.
@@ -134,6 +135,14 @@ func New(cfg Config) (*Frontend, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("sqlfront: listen %s: %w", cfg.Listen, err)
+	}
+	// Endpoints on this host hand their client connections over (package handoff) instead
+	// of relaying them; without that socket they still relay, so a failure here only costs
+	// speed.
+	if hl, err := handoff.Listen(ln, f.log); err != nil {
+		f.log.Warn("connection handoff unavailable; endpoints will relay", "err", err)
+	} else {
+		ln = hl
 	}
 	f.ln = &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}
 	ln = f.ln
