@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"log/slog"
 	"net/http"
 	"os"
@@ -77,8 +78,11 @@ type Instance struct {
 	role instanceapi.Role
 	vol  *volume.Volume
 	eng  *engine.Engine
-	fe   *sqlfront.Frontend
-	bc   *broadcaster // writer: the replica stream
+	// mirror is a reader's in-memory copy of the ranges it scanned (engine.Mirror), fed by
+	// the stream; nil on the writer and in the unsafe read-above-vdl mode.
+	mirror *engine.Mirror
+	fe     *sqlfront.Frontend
+	bc     *broadcaster // writer: the replica stream
 
 	// Reader state.
 	applyMu    sync.Mutex // orders stream events with engine creation
@@ -97,6 +101,10 @@ type lagState struct {
 	connected bool
 	lastMsg   time.Time
 	source    string
+	// hist holds every commit batch's stream lag (the writer's durable ack to this reader's
+	// read point passing it), in microseconds, since the instance started: Aurora's own
+	// replica-lag measure, reported beside client-observed lag.
+	hist *hdrhistogram.Histogram
 }
 
 // Run opens the volume and serves until ctx is done.
@@ -226,7 +234,7 @@ func (i *Instance) openWriter(ctx context.Context, create bool, minEpoch uint64)
 	}
 	i.mu.Lock()
 	oldVol, oldEng, fe := i.vol, i.eng, i.fe
-	i.vol, i.eng, i.bc, i.role = v, eng, bc, instanceapi.RoleWriter
+	i.vol, i.eng, i.bc, i.role, i.mirror = v, eng, bc, instanceapi.RoleWriter, nil
 	i.mu.Unlock()
 	if fe != nil {
 		fe.SetEngine(eng)
@@ -260,12 +268,19 @@ func (i *Instance) openReader(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("instance %s: waiting for the writer's stream: %w", i.cfg.ID, ctx.Err())
 	}
-	store, err := engine.NewVolumeStore(v, i.cfg.Storage, i.cfg.PGs)
+	vs, err := engine.NewVolumeStore(v, i.cfg.Storage, i.cfg.PGs)
 	if err != nil {
 		return fmt.Errorf("instance %s: %w", i.cfg.ID, err)
 	}
 	i.applyMu.Lock()
 	defer i.applyMu.Unlock()
+	var store engine.Store = vs
+	var mirror *engine.Mirror
+	if !i.cfg.UnsafeReadAboveVDL { // that mode reads proposed commits; keep it as it was built
+		// Created under applyMu at the current read point: every later commit reaches it.
+		mirror = engine.NewMirror(v.VDL(), mirrorBytes(i.cfg.CacheBytes))
+		store = &engine.MirrorStore{Store: vs, M: mirror}
+	}
 	openCtx, cancel := context.WithTimeout(ctx, i.cfg.OpenTimeout)
 	defer cancel()
 	eng, err := engine.Open(openCtx, engine.Config{Store: store, LockWaitTimeout: i.cfg.LockWaitTimeout, CacheBytes: i.cfg.CacheBytes, Logger: i.log})
@@ -273,7 +288,7 @@ func (i *Instance) openReader(ctx context.Context) error {
 		return fmt.Errorf("instance %s: open engine: %w", i.cfg.ID, err)
 	}
 	i.mu.Lock()
-	i.eng = eng
+	i.eng, i.mirror = eng, mirror
 	i.mu.Unlock()
 	i.log.Info("reader open", "read_point", v.VDL(), "epoch", v.Epoch())
 	return nil
@@ -387,7 +402,7 @@ func (i *Instance) apply(ctx context.Context, ev event, from string) {
 	i.applyMu.Lock()
 	defer i.applyMu.Unlock()
 	i.mu.Lock()
-	v, eng, role := i.vol, i.eng, i.role
+	v, eng, role, mirror := i.vol, i.eng, i.role, i.mirror
 	i.mu.Unlock()
 	if role != instanceapi.RoleReader || v == nil || (ev.Proposed && !i.cfg.UnsafeReadAboveVDL) {
 		return
@@ -405,6 +420,9 @@ func (i *Instance) apply(ctx context.Context, ev event, from string) {
 			catalog = true
 		}
 	}
+	if mirror != nil {
+		i.feedMirror(mirror, ev)
+	}
 	moved := v.SetReadPoint(ev.RP)
 	now := time.Now()
 	i.lag.mu.Lock()
@@ -412,6 +430,12 @@ func (i *Instance) apply(ctx context.Context, ev event, from string) {
 	i.lag.writerVDL = max(i.lag.writerVDL, ev.WriterVDL, uint64(ev.RP.VDL))
 	if moved && ev.Ack > 0 {
 		i.lag.lastLag = now.Sub(time.Unix(0, ev.Ack))
+		if len(ev.Commits) > 0 {
+			if i.lag.hist == nil {
+				i.lag.hist = hdrhistogram.New(1, 600_000_000, 3)
+			}
+			_ = i.lag.hist.RecordValue(max(i.lag.lastLag.Microseconds(), 1)) // above 10 min: dropped
+		}
 	}
 	i.lag.caughtUp = uint64(v.VDL()) >= i.lag.writerVDL && (ev.Heartbeat || ev.Reset)
 	i.lag.mu.Unlock()
@@ -428,6 +452,28 @@ func (i *Instance) apply(ctx context.Context, ev event, from string) {
 		cancel()
 	}
 }
+
+// feedMirror applies an event's commits to the mirror before the read point passes them; a
+// reset, or a commit that came without values, makes it start over.
+func (i *Instance) feedMirror(m *engine.Mirror, ev event) {
+	if ev.Reset {
+		m.Reset(ev.RP.VDL)
+		return
+	}
+	cs := make([]engine.Commit, 0, len(ev.Commits))
+	for _, c := range ev.Commits {
+		ws, ok := c.writes()
+		if !ok {
+			m.Reset(ev.RP.VDL)
+			return
+		}
+		cs = append(cs, engine.Commit{LSN: redo.LSN(c.LSN), Writes: ws})
+	}
+	m.Apply(cs, ev.RP.VDL)
+}
+
+// mirrorBytes bounds a reader's mirror: as much as its version cache, 64 MiB at least.
+func mirrorBytes(cacheBytes int64) int64 { return max(cacheBytes, 64<<20) }
 
 // lagNow is the reader's replica lag: 0 when caught up with the writer, else the delay of
 // the last commit applied, or the time since the stream broke.
@@ -446,7 +492,7 @@ func (i *Instance) lagNow() time.Duration {
 // Status is the instance's admin status.
 func (i *Instance) Status() instanceapi.Status {
 	i.mu.Lock()
-	role, v, fe, eng := i.role, i.vol, i.fe, i.eng
+	role, v, fe, eng, mirror := i.role, i.vol, i.fe, i.eng, i.mirror
 	i.mu.Unlock()
 	st := instanceapi.Status{ID: i.cfg.ID, Role: role, AZ: i.cfg.AZ, PID: os.Getpid(), Started: i.started}
 	if fe != nil {
@@ -464,6 +510,15 @@ func (i *Instance) Status() instanceapi.Status {
 		st.VDL = max(st.VDL, i.lag.writerVDL)
 		i.lag.mu.Unlock()
 		st.LagMS = float64(i.lagNow().Microseconds()) / 1000
+	}
+	i.lag.mu.Lock()
+	if h := i.lag.hist; h != nil && role == instanceapi.RoleReader {
+		st.StreamLag = &instanceapi.LagPercentiles{Count: h.TotalCount(), P50MS: float64(h.ValueAtQuantile(50)) / 1000,
+			P99MS: float64(h.ValueAtQuantile(99)) / 1000, MaxMS: float64(h.Max()) / 1000}
+	}
+	i.lag.mu.Unlock()
+	if m := mirror; m != nil {
+		st.MirrorHits, st.MirrorMisses = m.Reads()
 	}
 	st.Healthy = fe != nil && eng != nil && v != nil
 	return st

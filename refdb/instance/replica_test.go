@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +207,87 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 30s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A reader answers repeated scans from its mirror (engine.Mirror), and what it answers is
+// exactly the writer's content once its read point passed the writer's last commit: inserts,
+// updates, deletes, a secondary index and a range that grows at its end, as the lag
+// workload's polls do.
+func TestReaderMirrorIsExact(t *testing.T) {
+	defer instanceapi.CloseIdle()
+	c := startStorage(t, 2)
+	wAdmin, rAdmin := freeAddr(t), freeAddr(t)
+	w := startInstance(t, c, instance.Config{Role: "writer", ID: "db1", AZ: "az1", Admin: wAdmin, Create: true})
+	defer w.stop(t)
+	r := startInstance(t, c, instance.Config{Role: "reader", ID: "db2", AZ: "az2", Admin: rAdmin, Peers: []string{wAdmin, rAdmin}})
+	defer r.stop(t)
+	wdb, rdb := open(t, w.mysql), open(t, r.mysql)
+	defer wdb.Close()
+	defer rdb.Close()
+	ctx := context.Background()
+	mustExec(t, wdb, "CREATE DATABASE bench")
+	mustExec(t, wdb, "CREATE TABLE bench.t (id INT PRIMARY KEY, v INT, KEY kv (v))")
+	wc, rc := instanceapi.NewClient(wAdmin), instanceapi.NewClient(rAdmin)
+	dump := func(db *sql.DB, q string) string {
+		t.Helper()
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var b strings.Builder
+		for rows.Next() {
+			var id, v int
+			if err := rows.Scan(&id, &v); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%d=%d ", id, v)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	queries := []string{
+		"SELECT id, v FROM bench.t WHERE id > 0 ORDER BY id",
+		"SELECT id, v FROM bench.t WHERE id > 40 ORDER BY id LIMIT 10000",
+		"SELECT id, v FROM bench.t WHERE v BETWEEN 100 AND 400 ORDER BY v, id",
+		"SELECT id, v FROM bench.t WHERE id = 7",
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := 0; step < 120; step++ {
+		id := 1 + rng.IntN(60)
+		switch rng.IntN(4) {
+		case 0:
+			mustExec(t, wdb, fmt.Sprintf("DELETE FROM bench.t WHERE id = %d", id))
+		case 1:
+			mustExec(t, wdb, fmt.Sprintf("UPDATE bench.t SET v = v + 7 WHERE id = %d", id))
+		default:
+			mustExec(t, wdb, fmt.Sprintf("REPLACE INTO bench.t VALUES (%d, %d)", id, rng.IntN(500)))
+		}
+		ws, err := wc.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool {
+			st, err := rc.Status(ctx)
+			return err == nil && st.ReadPoint >= ws.VDL
+		})
+		for _, q := range queries {
+			if got, want := dump(rdb, q), dump(wdb, q); got != want {
+				t.Fatalf("step %d: %s\nreader %s\nwriter %s", step, q, got, want)
+			}
+		}
+	}
+	st, err := rc.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.MirrorHits < st.MirrorMisses {
+		t.Fatalf("reader answered %d reads from its mirror and sent %d to storage: want most from the mirror", st.MirrorHits, st.MirrorMisses)
+	}
+	if st.StreamLag == nil || st.StreamLag.Count == 0 {
+		t.Fatalf("reader status has no stream lag: %+v", st.StreamLag)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aurorabench/aurorabench/refdb/engine"
 	"github.com/aurorabench/aurorabench/refdb/volume"
 )
 
@@ -37,6 +38,47 @@ const (
 type wireCommit struct {
 	LSN  uint64   `json:"l"`
 	Keys [][]byte `json:"k"`
+	// Values: Vals[i] is what Keys[i] was set to, and Dels lists the indexes of keys deleted.
+	// A reader keeps the ranges it scanned current from them (engine.Mirror). HasVals tells
+	// them apart from a writer that sends keys only.
+	Vals    [][]byte `json:"v,omitempty"`
+	Dels    []int    `json:"d,omitempty"`
+	HasVals bool     `json:"hv,omitempty"`
+}
+
+func newWireCommit(d volume.Durable) wireCommit {
+	c := wireCommit{LSN: uint64(d.LSN), Keys: d.Keys}
+	if len(d.Ops) != len(d.Keys) {
+		return c
+	}
+	c.HasVals = true
+	c.Vals = make([][]byte, len(d.Ops))
+	for j, op := range d.Ops {
+		if op.Delete {
+			c.Dels = append(c.Dels, j)
+			continue
+		}
+		c.Vals[j] = op.Value
+	}
+	return c
+}
+
+// writes returns the commit's writes, ok=false when it came without values.
+func (c wireCommit) writes() ([]engine.Write, bool) {
+	if !c.HasVals || len(c.Vals) != len(c.Keys) {
+		return nil, false
+	}
+	ws := make([]engine.Write, len(c.Keys))
+	for j, k := range c.Keys {
+		ws[j] = engine.Write{Key: k, Value: c.Vals[j]}
+	}
+	for _, j := range c.Dels {
+		if j < 0 || j >= len(ws) {
+			return nil, false
+		}
+		ws[j].Value, ws[j].Delete = nil, true
+	}
+	return ws, true
 }
 
 type event struct {
@@ -97,7 +139,7 @@ func newBroadcaster() *broadcaster { return &broadcaster{subs: map[*subscriber]s
 func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
 	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: make([]wireCommit, len(ds))}
 	for i, d := range ds {
-		ev.Commits[i] = wireCommit{LSN: uint64(d.LSN), Keys: d.Keys}
+		ev.Commits[i] = newWireCommit(d)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -118,7 +160,7 @@ func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
 // goes to readers now, before the VDL passes it. The stream's resume point (b.last) stays the
 // durable one.
 func (b *broadcaster) publishProposed(rp volume.ReadPoint, d volume.Durable) {
-	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: []wireCommit{{LSN: uint64(d.LSN), Keys: d.Keys}}, Proposed: true}
+	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: []wireCommit{newWireCommit(d)}, Proposed: true}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {

@@ -71,6 +71,22 @@ type Status struct {
 	// StalledMS is, on the writer, how long commits have waited without the VDL moving
 	// (0 when none waits): a writer cut off from storage answers but cannot commit.
 	StalledMS float64 `json:"stalled_ms,omitempty"`
+	// MirrorHits and MirrorMisses count a reader's reads answered from its mirror of the
+	// ranges it scanned, and those sent to storage (engine.Mirror).
+	MirrorHits   uint64 `json:"mirror_hits,omitempty"`
+	MirrorMisses uint64 `json:"mirror_misses,omitempty"`
+	// StreamLag is a reader's replica lag as Aurora defines it, per streamed commit batch since
+	// the instance started: from the writer's durable acknowledgement to the reader's read
+	// point passing it (REPLICA_LAG_IN_MILLISECONDS is its latest value).
+	StreamLag *LagPercentiles `json:"stream_lag,omitempty"`
+}
+
+// LagPercentiles summarizes a lag distribution in milliseconds.
+type LagPercentiles struct {
+	Count int64   `json:"count"`
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
+	MaxMS float64 `json:"max_ms"`
 }
 
 // PromoteRequest is the body of POST /promote.

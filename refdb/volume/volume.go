@@ -65,6 +65,7 @@ type ReadPoint struct {
 type Durable struct {
 	LSN  redo.LSN
 	Keys [][]byte
+	Ops  []Op // the commit's writes (Keys[i] is Ops[i].Key); shared, never modify
 }
 
 // ErrUnavailable wraps commit and read failures caused by too few reachable segments.
@@ -316,7 +317,7 @@ func (v *Volume) Commit(ctx context.Context, ops []Op) (redo.LSN, error) {
 			if v.cfg.OnProposed != nil {
 				rp := v.readPointLocked()
 				rp.VDL = lsn
-				d := Durable{LSN: lsn, Keys: make([][]byte, len(ops))}
+				d := Durable{LSN: lsn, Keys: make([][]byte, len(ops)), Ops: ops}
 				for j, op := range ops {
 					d.Keys[j] = op.Key
 				}
@@ -384,7 +385,7 @@ func (v *Volume) release() {
 			if w.lsn > vdl {
 				break // closed before it was durable
 			}
-			d := Durable{LSN: w.lsn, Keys: make([][]byte, len(w.ops))}
+			d := Durable{LSN: w.lsn, Keys: make([][]byte, len(w.ops)), Ops: w.ops}
 			for j, op := range w.ops {
 				d.Keys[j] = op.Key
 			}
