@@ -144,6 +144,19 @@ func TestReaderFollowsAndPromotes(t *testing.T) {
 		var v int
 		return rdb.QueryRow("SELECT v FROM bench.t WHERE id = 1").Scan(&v) == nil && v == 7
 	})
+	// Prepared writes by primary key (sqlfront's point writes) reach the reader like any commit.
+	if _, err := wdb.Exec("UPDATE bench.t SET v = v + ? WHERE id = ?", 5, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wdb.Exec("DELETE FROM bench.t WHERE id = ?", acked); err != nil {
+		t.Fatal(err)
+	}
+	acked-- // rows acknowledged and not deleted
+	waitFor(t, func() bool {
+		var v, n int
+		return rdb.QueryRow("SELECT v FROM bench.t WHERE id = 2").Scan(&v) == nil && v == 25 &&
+			rdb.QueryRow("SELECT COUNT(*) FROM bench.t").Scan(&n) == nil && n == acked
+	})
 	st := checkRP()
 	if st.Role != instanceapi.RoleReader || !st.Healthy {
 		t.Fatalf("reader status %+v", st)

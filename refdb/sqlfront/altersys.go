@@ -323,6 +323,11 @@ func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepa
 			return err
 		}
 	}
+	if pw := h.fe.writes.get(prepare); pw != nil {
+		if handled, err := h.fe.execPointWrite(ctx, c, pw, prepare, callback); handled {
+			return h.after(c, err)
+		}
+	}
 	return h.after(c, h.Handler.ComStmtExecute(ctx, c, prepare, callback))
 }
 
@@ -350,10 +355,16 @@ func (h *systemHandler) ComPrepare(ctx context.Context, c *mysql.Conn, query str
 		return nil, sqlErr(erUnsupportedPS, "HY000", "This command is not supported in the prepared statement protocol yet")
 	}
 	fields, err := h.Handler.ComPrepare(ctx, c, query, prepare)
-	if err == nil && len(fields) > 0 {
+	switch {
+	case err != nil:
+	case len(fields) > 0:
 		if pg := parsePointGet(query); pg != nil && h.fe.resolvePointGet(ctx, c, pg, query) {
 			pg.fields = fields
 			h.fe.points.add(prepare, pg)
+		}
+	default:
+		if pw := parsePointWrite(query); pw != nil && h.fe.resolvePointWrite(ctx, c, pw, query) {
+			h.fe.writes.add(prepare, pw)
 		}
 	}
 	return fields, err

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 )
 
@@ -31,20 +32,33 @@ func benchTable(b *testing.B) *writer {
 
 // benchPrepared runs op on a prepared statement from 8 clients over the sysbench table.
 func benchPrepared(b *testing.B, query string, op func(*sql.Stmt) error) {
+	benchStmts(b, []string{query}, func(_ int, st []*sql.Stmt) error { return op(st[0]) })
+}
+
+// benchStmts runs op on prepared statements from 8 clients over the sysbench table; worker
+// numbers the client (0, 1, ...), for operations that must not collide on a row.
+func benchStmts(b *testing.B, queries []string, op func(worker int, st []*sql.Stmt) error) {
 	w := benchTable(b)
 	db := w.db("sbtest")
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	stmt, err := db.Prepare(query)
-	if err != nil {
-		b.Fatal(err)
+	var stmts []*sql.Stmt
+	for _, q := range queries {
+		st, err := db.Prepare(q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		stmts = append(stmts, st)
 	}
-	defer stmt.Close()
+	var workers atomic.Int32
 	b.SetParallelism(4) // 2 cores x 4 = 8 clients
+	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
+		worker := int(workers.Add(1)) - 1
 		for pb.Next() {
-			if err := op(stmt); err != nil {
+			if err := op(worker, stmts); err != nil {
 				b.Error(err)
 				return
 			}
@@ -68,4 +82,30 @@ func BenchmarkIndexUpdate(b *testing.B) {
 		_, err := st.Exec(rand.IntN(benchRows) + 1)
 		return err
 	})
+}
+
+// BenchmarkNonIndexUpdate is sysbench's non-index update: UPDATE ... SET c=? WHERE id=?.
+func BenchmarkNonIndexUpdate(b *testing.B) {
+	benchPrepared(b, "UPDATE sbtest1 SET c=? WHERE id=?", func(st *sql.Stmt) error {
+		_, err := st.Exec(fmt.Sprintf("%0120d", rand.Int64()), rand.IntN(benchRows)+1)
+		return err
+	})
+}
+
+// BenchmarkDeleteInsert is sysbench's delete/insert pair: DELETE ... WHERE id=? and the
+// INSERT of the same id, each autocommit. Each client works on its own ids (id-1 = worker
+// mod 16), so clients never delete each other's rows between the two statements.
+func BenchmarkDeleteInsert(b *testing.B) {
+	benchStmts(b, []string{"DELETE FROM sbtest1 WHERE id=?", "INSERT INTO sbtest1 (id, k, c, pad) VALUES (?, ?, ?, ?)"},
+		func(worker int, st []*sql.Stmt) error {
+			if worker >= 16 {
+				return fmt.Errorf("worker %d: ids are striped for 16 clients", worker)
+			}
+			id := rand.IntN(benchRows/16)*16 + worker + 1
+			if _, err := st[0].Exec(id); err != nil {
+				return err
+			}
+			_, err := st[1].Exec(id, rand.IntN(benchRows), fmt.Sprintf("%0120d", id), fmt.Sprintf("%060d", id))
+			return err
+		})
 }

@@ -75,8 +75,12 @@ type Frontend struct {
 
 	// points are the prepared statements executed as point gets (pointget.go); pointsRun
 	// counts the executions.
-	points    pointGets
+	points    preparedPlans[pointGet]
 	pointsRun atomic.Uint64
+	// writes are the prepared statements executed as point writes (pointwrite.go); writesRun
+	// counts the executions.
+	writes    preparedPlans[pointWrite]
+	writesRun atomic.Uint64
 
 	metaMu sync.Mutex
 	metas  map[uint32]*tableMeta
@@ -163,6 +167,10 @@ func (f *Frontend) Addr() string { return f.ln.Addr().String() }
 
 // PointGets is how many prepared statements were executed as point gets (see pointget.go).
 func (f *Frontend) PointGets() uint64 { return f.pointsRun.Load() }
+
+// PointWrites is how many prepared statements were executed as point writes (see
+// pointwrite.go).
+func (f *Frontend) PointWrites() uint64 { return f.writesRun.Load() }
 
 // Engine is the engine behind the server.
 func (f *Frontend) Engine() *engine.Engine { return f.eng.Load() }

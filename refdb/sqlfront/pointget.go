@@ -52,21 +52,22 @@ type pointGet struct {
 	projSch    sql.Schema // their schema
 }
 
-// pointGets remembers the point-get plans of prepared statements. Entries are keyed by the
-// connection's PrepareData through weak pointers and dropped when the statement is gone
-// (COM_STMT_CLOSE or the connection's end), so the map never outlives what it describes.
-type pointGets struct {
+// preparedPlans remembers the plans of prepared statements (point gets, point writes).
+// Entries are keyed by the connection's PrepareData through weak pointers and dropped when
+// the statement is gone (COM_STMT_CLOSE or the connection's end), so the map never outlives
+// what it describes.
+type preparedPlans[T any] struct {
 	mu sync.Mutex
-	m  map[weak.Pointer[mysql.PrepareData]]*pointGet
+	m  map[weak.Pointer[mysql.PrepareData]]*T
 }
 
-func (p *pointGets) add(prep *mysql.PrepareData, pg *pointGet) {
+func (p *preparedPlans[T]) add(prep *mysql.PrepareData, plan *T) {
 	k := weak.Make(prep)
 	p.mu.Lock()
 	if p.m == nil {
-		p.m = map[weak.Pointer[mysql.PrepareData]]*pointGet{}
+		p.m = map[weak.Pointer[mysql.PrepareData]]*T{}
 	}
-	p.m[k] = pg
+	p.m[k] = plan
 	p.mu.Unlock()
 	runtime.AddCleanup(prep, func(k weak.Pointer[mysql.PrepareData]) {
 		p.mu.Lock()
@@ -75,7 +76,7 @@ func (p *pointGets) add(prep *mysql.PrepareData, pg *pointGet) {
 	}, k)
 }
 
-func (p *pointGets) get(prep *mysql.PrepareData) *pointGet {
+func (p *preparedPlans[T]) get(prep *mysql.PrepareData) *T {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.m[weak.Make(prep)]
@@ -106,21 +107,7 @@ func parsePointGet(query string) *pointGet {
 		return nil
 	}
 	pg := &pointGet{db: tn.DbQualifier.String(), table: tn.Name.String()}
-	alias := from.As.String()
-	// A column may be qualified by the table's name (or its alias), nothing else.
-	qualifierOK := func(q sqlparser.TableName) bool {
-		switch {
-		case q.IsEmpty():
-			return true
-		case !q.SchemaQualifier.IsEmpty():
-			return false
-		case alias != "":
-			return q.DbQualifier.IsEmpty() && strings.EqualFold(q.Name.String(), alias)
-		case !q.DbQualifier.IsEmpty() && !strings.EqualFold(q.DbQualifier.String(), pg.db):
-			return false
-		}
-		return strings.EqualFold(q.Name.String(), pg.table)
-	}
+	qualifierOK := columnQualifier(pg.db, pg.table, from.As.String())
 	for _, se := range sel.SelectExprs {
 		switch e := se.(type) {
 		case *sqlparser.StarExpr:
@@ -137,7 +124,34 @@ func parsePointGet(query string) *pointGet {
 			return nil
 		}
 	}
-	var conds []sqlparser.Expr
+	if pg.keyCols, pg.keyArgs, ok = keyEqualities(sel.Where.Expr, qualifierOK); !ok {
+		return nil
+	}
+	return pg
+}
+
+// columnQualifier returns the check that a column's qualifier names the statement's one
+// table [db.]table (or its alias): anything else is left to go-mysql-server.
+func columnQualifier(db, table, alias string) func(sqlparser.TableName) bool {
+	return func(q sqlparser.TableName) bool {
+		switch {
+		case q.IsEmpty():
+			return true
+		case !q.SchemaQualifier.IsEmpty():
+			return false
+		case alias != "":
+			return q.DbQualifier.IsEmpty() && strings.EqualFold(q.Name.String(), alias)
+		case !q.DbQualifier.IsEmpty() && !strings.EqualFold(q.DbQualifier.String(), db):
+			return false
+		}
+		return strings.EqualFold(q.Name.String(), table)
+	}
+}
+
+// keyEqualities parses a WHERE clause of the form col = ? [AND col = ? ...] (either side,
+// parentheses allowed, each column once) into its columns and their bind variable names.
+func keyEqualities(where sqlparser.Expr, qualifierOK func(sqlparser.TableName) bool) (cols, args []string, ok bool) {
+	var conds []*sqlparser.ComparisonExpr
 	var split func(e sqlparser.Expr) bool
 	split = func(e sqlparser.Expr) bool {
 		switch x := e.(type) {
@@ -151,13 +165,12 @@ func parsePointGet(query string) *pointGet {
 		}
 		return false
 	}
-	if !split(sel.Where.Expr) {
-		return nil
+	if !split(where) {
+		return nil, nil, false
 	}
-	for _, e := range conds {
-		cmp := e.(*sqlparser.ComparisonExpr)
+	for _, cmp := range conds {
 		if cmp.Operator != sqlparser.EqualStr || cmp.Escape != nil {
-			return nil
+			return nil, nil, false
 		}
 		c, ok1 := cmp.Left.(*sqlparser.ColName)
 		v, ok2 := cmp.Right.(*sqlparser.SQLVal)
@@ -166,17 +179,36 @@ func parsePointGet(query string) *pointGet {
 			v, ok2 = cmp.Left.(*sqlparser.SQLVal)
 		}
 		if !ok1 || !ok2 || v.Type != sqlparser.ValArg || c.StoredProcVal != nil || !qualifierOK(c.Qualifier) {
-			return nil
+			return nil, nil, false
 		}
-		for _, k := range pg.keyCols {
+		for _, k := range cols {
 			if strings.EqualFold(k, c.Name.String()) {
-				return nil // the same column twice: leave it to the planner
+				return nil, nil, false // the same column twice: leave it to the planner
 			}
 		}
-		pg.keyCols = append(pg.keyCols, c.Name.String())
-		pg.keyArgs = append(pg.keyArgs, strings.TrimPrefix(string(v.Val), ":"))
+		cols = append(cols, c.Name.String())
+		args = append(args, strings.TrimPrefix(string(v.Val), ":"))
 	}
-	return pg
+	return cols, args, true
+}
+
+// resolveKeyArgs matches the WHERE columns of a statement with the primary key of m: the bind
+// variable of each key column in key order, and whether the column is unsigned. It reports
+// false unless the columns are exactly the primary key and all of integer type.
+func resolveKeyArgs(m *tableMeta, keyCols, keyArgs []string) (args []string, unsigned []bool, ok bool) {
+	if len(m.pk) != len(keyCols) {
+		return nil, nil, false
+	}
+	for _, ord := range m.pk {
+		col := m.sch.Schema[ord]
+		j := slices.IndexFunc(keyCols, func(k string) bool { return strings.EqualFold(k, col.Name) })
+		if j < 0 || !types.IsInteger(col.Type) {
+			return nil, nil, false
+		}
+		args = append(args, keyArgs[j])
+		unsigned = append(unsigned, types.IsUnsigned(col.Type))
+	}
+	return args, unsigned, true
 }
 
 // resolvePointGet binds pg to the table definition the statement was just prepared against
@@ -197,19 +229,13 @@ func (f *Frontend) resolvePointGet(ctx context.Context, c *mysql.Conn, pg *point
 		return false
 	}
 	m, err := f.meta(def)
-	if err != nil || len(m.pk) != len(pg.keyCols) {
+	if err != nil {
+		return false
+	}
+	if pg.args, pg.unsigned, ok = resolveKeyArgs(m, pg.keyCols, pg.keyArgs); !ok {
 		return false
 	}
 	sch := m.sch.Schema
-	for _, ord := range m.pk {
-		col := sch[ord]
-		j := slices.IndexFunc(pg.keyCols, func(k string) bool { return strings.EqualFold(k, col.Name) })
-		if j < 0 || !types.IsInteger(col.Type) {
-			return false
-		}
-		pg.args = append(pg.args, pg.keyArgs[j])
-		pg.unsigned = append(pg.unsigned, types.IsUnsigned(col.Type))
-	}
 	if pg.cols == nil {
 		for i := range sch {
 			pg.proj = append(pg.proj, i)

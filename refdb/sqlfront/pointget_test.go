@@ -35,3 +35,49 @@ func TestParsePointGet(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePointWrite(t *testing.T) {
+	for _, c := range []struct {
+		q    string
+		want bool
+	}{
+		{"UPDATE sbtest1 SET c=? WHERE id=?", true},
+		{"UPDATE sbtest1 SET k=k+1 WHERE id=?", true},
+		{"update bench.t set k = k - ?, c = ? where t.id = ? and t.sub = ?", true},
+		{"UPDATE t AS x SET x.k = x.k + 1 WHERE (x.id = ?)", true},
+		{"UPDATE t SET k = j + ? WHERE ? = id", true},
+		{"DELETE FROM sbtest1 WHERE id=?", true},
+		{"delete from bench.t where t.id = ?", true},
+		{"UPDATE t SET c = 'x' WHERE id = ?", false}, // a literal value: the planner's job
+		{"UPDATE t SET k = k * 2 WHERE id = ?", false},
+		{"UPDATE t SET k = 1 + k WHERE id = ?", false},
+		{"UPDATE t SET k = k + 1.5 WHERE id = ?", false},
+		{"UPDATE t SET k = (k + 1) WHERE id = ?", false},
+		{"UPDATE t SET k = k + ? + 1 WHERE id = ?", false},
+		{"UPDATE t SET c = ? WHERE id = 5", false},
+		{"UPDATE t SET c = ? WHERE id > ?", false},
+		{"UPDATE t SET c = ? WHERE id = ? OR id = ?", false},
+		{"UPDATE t SET c = ? WHERE id = ? LIMIT 1", false},
+		{"UPDATE t SET c = ? WHERE id = ? ORDER BY c", false},
+		{"UPDATE IGNORE t SET c = ? WHERE id = ?", false},
+		{"UPDATE t SET c = ?", false},
+		{"UPDATE t, u SET t.c = ? WHERE t.id = ?", false},
+		{"UPDATE t SET u.c = ? WHERE id = ?", false},
+		{"UPDATE t SET c = ? WHERE u.id = ?", false},
+		{"UPDATE /*+ hint */ t SET c = ? WHERE id = ?", false},
+		{"/* c */ UPDATE t SET c = ? WHERE id = ?", false},
+		{"WITH x AS (SELECT 1) UPDATE t SET c = ? WHERE id = ?", false},
+		{"DELETE FROM t WHERE id = ? LIMIT 1", false},
+		{"DELETE FROM t", false},
+		{"DELETE t FROM t WHERE id = ?", false},
+		{"DELETE FROM t, u WHERE t.id = ?", false},
+		{"DELETE FROM t WHERE id IN (?)", false},
+		{"INSERT INTO t (id) VALUES (?)", false},
+		{"SELECT c FROM t WHERE id = ?", false},
+		{"UPDAT", false},
+	} {
+		if got := parsePointWrite(c.q) != nil; got != c.want {
+			t.Errorf("parsePointWrite(%q) = %v, want %v", c.q, got, c.want)
+		}
+	}
+}
