@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aurorabench/aurorabench/refdb/engine"
@@ -192,8 +193,18 @@ func (i *Instance) openWriter(ctx context.Context, create bool, minEpoch uint64)
 	openCtx, cancel := context.WithTimeout(ctx, i.cfg.OpenTimeout)
 	defer cancel()
 	bc := newBroadcaster()
+	// The writer mirrors the ranges it scans too (engine.Mirror), fed by its own durable
+	// commits: sysbench's range selects then need no storage round trip. It is created once
+	// the volume is recovered; commits before that are covered by its starting read point.
+	var wmirror atomic.Pointer[engine.Mirror]
+	onDurable := func(rp volume.ReadPoint, ds []volume.Durable) {
+		bc.publish(rp, ds)
+		if m := wmirror.Load(); m != nil {
+			m.Apply(durableCommits(ds), rp.VDL)
+		}
+	}
 	vcfg := volume.Config{ID: i.cfg.ID, Nodes: i.cfg.Storage, PGs: i.cfg.PGs, Secret: i.cfg.Secret, Logger: i.log,
-		Epoch: minEpoch, OnDurable: bc.publish, CommitTimeout: i.cfg.CommitTimeout,
+		Epoch: minEpoch, OnDurable: onDurable, CommitTimeout: i.cfg.CommitTimeout,
 		UnsafeAck3of6: i.cfg.UnsafeAck3of6, UnsafeNoTruncation: i.cfg.UnsafeNoTruncation}
 	if i.cfg.UnsafeReadAboveVDL {
 		vcfg.OnProposed = bc.publishProposed
@@ -214,11 +225,14 @@ func (i *Instance) openWriter(ctx context.Context, create bool, minEpoch uint64)
 	}
 	bc.init(v.ReadPoint())
 	i.log.Info("volume recovered", "epoch", v.Epoch(), "vdl", v.VDL(), "took", time.Since(start).String())
-	store, err := engine.NewVolumeStore(v, i.cfg.Storage, i.cfg.PGs)
+	vs, err := engine.NewVolumeStore(v, i.cfg.Storage, i.cfg.PGs)
 	if err != nil {
 		v.Close()
 		return fmt.Errorf("instance %s: %w", i.cfg.ID, err)
 	}
+	mirror := engine.NewMirror(v.VDL(), mirrorBytes(i.cfg.CacheBytes))
+	wmirror.Store(mirror)
+	store := &engine.MirrorStore{Store: vs, M: mirror}
 	eng, err := engine.Open(openCtx, engine.Config{Store: store, LockWaitTimeout: i.cfg.LockWaitTimeout, CacheBytes: i.cfg.CacheBytes, Logger: i.log})
 	if err != nil {
 		v.Close()
@@ -234,7 +248,7 @@ func (i *Instance) openWriter(ctx context.Context, create bool, minEpoch uint64)
 	}
 	i.mu.Lock()
 	oldVol, oldEng, fe := i.vol, i.eng, i.fe
-	i.vol, i.eng, i.bc, i.role, i.mirror = v, eng, bc, instanceapi.RoleWriter, nil
+	i.vol, i.eng, i.bc, i.role, i.mirror = v, eng, bc, instanceapi.RoleWriter, mirror
 	i.mu.Unlock()
 	if fe != nil {
 		fe.SetEngine(eng)
@@ -470,6 +484,19 @@ func (i *Instance) feedMirror(m *engine.Mirror, ev event) {
 		cs = append(cs, engine.Commit{LSN: redo.LSN(c.LSN), Writes: ws})
 	}
 	m.Apply(cs, ev.RP.VDL)
+}
+
+// durableCommits turns the volume's durable commits into the mirror's.
+func durableCommits(ds []volume.Durable) []engine.Commit {
+	cs := make([]engine.Commit, len(ds))
+	for j, d := range ds {
+		ws := make([]engine.Write, len(d.Ops))
+		for k, op := range d.Ops {
+			ws[k] = engine.Write{Key: op.Key, Value: op.Value, Delete: op.Delete}
+		}
+		cs[j] = engine.Commit{LSN: d.LSN, Writes: ws}
+	}
+	return cs
 }
 
 // mirrorBytes bounds a reader's mirror: as much as its version cache, 64 MiB at least.

@@ -269,15 +269,34 @@ func TestReaderMirrorIsExact(t *testing.T) {
 		"SELECT id, v FROM bench.t WHERE id = 7",
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
+	model := map[int]int{} // what the table must hold, for the first query (both sides mirror)
+	modelDump := func() string {
+		var b strings.Builder
+		for id := 1; id <= 60; id++ {
+			if v, ok := model[id]; ok {
+				fmt.Fprintf(&b, "%d=%d ", id, v)
+			}
+		}
+		return b.String()
+	}
 	for step := 0; step < 120; step++ {
 		id := 1 + rng.IntN(60)
 		switch rng.IntN(4) {
 		case 0:
 			mustExec(t, wdb, fmt.Sprintf("DELETE FROM bench.t WHERE id = %d", id))
+			delete(model, id)
 		case 1:
 			mustExec(t, wdb, fmt.Sprintf("UPDATE bench.t SET v = v + 7 WHERE id = %d", id))
+			if v, ok := model[id]; ok {
+				model[id] = v + 7
+			}
 		default:
-			mustExec(t, wdb, fmt.Sprintf("REPLACE INTO bench.t VALUES (%d, %d)", id, rng.IntN(500)))
+			v := rng.IntN(500)
+			mustExec(t, wdb, fmt.Sprintf("REPLACE INTO bench.t VALUES (%d, %d)", id, v))
+			model[id] = v
+		}
+		if got := dump(wdb, queries[0]); got != modelDump() {
+			t.Fatalf("step %d: writer has %s\nwant %s", step, got, modelDump())
 		}
 		ws, err := wc.Status(ctx)
 		if err != nil {
@@ -292,6 +311,9 @@ func TestReaderMirrorIsExact(t *testing.T) {
 				t.Fatalf("step %d: %s\nreader %s\nwriter %s", step, q, got, want)
 			}
 		}
+	}
+	if st, err := wc.Status(ctx); err != nil || st.MirrorHits < st.MirrorMisses {
+		t.Fatalf("writer answered %d reads from its mirror and sent %d to storage (%v): want most from the mirror", st.MirrorHits, st.MirrorMisses, err)
 	}
 	st, err := rc.Status(ctx)
 	if err != nil {
