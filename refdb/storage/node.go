@@ -203,7 +203,9 @@ func (n *Node) append(s *Segment, m *redo.Message) Output {
 	if out, ok := n.checkEpoch(s, m); !ok && !stale {
 		return out
 	}
-	var out Output
+	// One entry per record, plus room for a metadata entry: Entry is large, and growing the
+	// slice record by record was a sixth of a storage node's CPU under write load.
+	out := Output{Persist: make([]redo.Entry, 0, len(m.Records)+1)}
 	for i := range m.Records {
 		r := &m.Records[i]
 		if r.Epoch != m.Epoch {

@@ -388,7 +388,11 @@ func (s *Server) syncLoop(ctx context.Context) error {
 		outs := s.pending
 		s.pending = nil
 		s.mu.Unlock()
-		var entries []redo.Entry
+		n := 0
+		for _, o := range outs {
+			n += len(o.Persist)
+		}
+		entries := make([]redo.Entry, 0, n)
 		for _, o := range outs {
 			entries = append(entries, o.Persist...)
 		}
