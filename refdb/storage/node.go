@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"sort"
 
 	"github.com/aurorabench/aurorabench/refdb/redo"
@@ -448,19 +447,19 @@ func (n *Node) read(s *Segment, m *redo.Message) Output {
 		return Output{Send: []*redo.Message{r}}
 	}
 	r.Flags |= redo.MFlagScan
-	i := sort.SearchStrings(s.keys, string(m.Key))
-	for ; i < len(s.keys); i++ {
-		k := s.keys[i]
-		if len(m.EndKey) > 0 && bytes.Compare([]byte(k), m.EndKey) >= 0 {
-			break
+	end := string(m.EndKey)
+	s.keys.Ascend(string(m.Key), func(k string) bool {
+		if len(m.EndKey) > 0 && k >= end {
+			return false
 		}
 		if m.Limit > 0 && uint32(len(r.Records)) >= m.Limit {
-			break
+			return false
 		}
 		if rec, ok := s.get(k, m.ReadLSN); ok {
 			r.Records = append(r.Records, rec.Clone())
 		}
-	}
+		return true
+	})
 	return Output{Send: []*redo.Message{r}}
 }
 
@@ -511,16 +510,17 @@ func (n *Node) gc(s *Segment) Output {
 	s.lastGC = horizon
 	baseTail := s.tailAt(horizon)
 	var drop []redo.LSN
-	for _, k := range s.keys {
+	s.keys.Scan(func(k string) bool {
 		vs := s.versions[k]
 		j := sort.Search(len(vs), func(i int) bool { return vs[i] > horizon })
 		if j > 1 {
 			drop = append(drop, vs[:j-1]...)
 		}
-	}
+		return true
+	})
 	s.meta.Base, s.meta.BaseTail = horizon, baseTail
+	s.removeAll(drop)
 	for _, l := range drop {
-		s.remove(l)
 		out.Persist = append(out.Persist, redo.Entry{Kind: redo.EntryDrop, Record: redo.Record{PG: s.meta.PG, LSN: l}})
 	}
 	out.Persist = append(out.Persist, s.metaEntry())

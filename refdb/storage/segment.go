@@ -10,6 +10,8 @@ package storage
 import (
 	"sort"
 
+	"github.com/tidwall/btree"
+
 	"github.com/aurorabench/aurorabench/refdb/redo"
 )
 
@@ -38,7 +40,7 @@ type Segment struct {
 	next     map[redo.LSN]redo.LSN // back-link -> record, to walk the chain forward
 	order    []redo.LSN            // every held LSN, ascending
 	versions map[string][]redo.LSN // key -> LSNs ascending
-	keys     []string              // sorted keys, for scans
+	keys     btree.Set[string]     // every key held, ordered for scans (a sorted slice cost O(n) per new key)
 	tail     redo.LSN              // last record of the complete chain
 
 	votes       map[string]bool // rebuilding: active peers that answered
@@ -115,36 +117,58 @@ func (s *Segment) add(r *redo.Record) bool {
 	k := string(c.Key)
 	vs, ok := s.versions[k]
 	if !ok {
-		i := sort.SearchStrings(s.keys, k)
-		s.keys = append(s.keys, "")
-		copy(s.keys[i+1:], s.keys[i:])
-		s.keys[i] = k
+		s.keys.Insert(k)
 	}
 	s.versions[k] = insertLSN(vs, c.LSN)
 	return true
 }
 
 func (s *Segment) remove(l redo.LSN) {
+	if s.forget(l) {
+		s.order = removeLSN(s.order, l)
+	}
+}
+
+// removeAll removes many records with one pass over the LSN order instead of one per record
+// (GC drops thousands at a time).
+func (s *Segment) removeAll(ls []redo.LSN) {
+	gone := make(map[redo.LSN]bool, len(ls))
+	for _, l := range ls {
+		if s.forget(l) {
+			gone[l] = true
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	kept := s.order[:0]
+	for _, l := range s.order {
+		if !gone[l] {
+			kept = append(kept, l)
+		}
+	}
+	s.order = kept
+}
+
+// forget removes record l from everything but the LSN order; it reports whether l was held.
+func (s *Segment) forget(l redo.LSN) bool {
 	r, ok := s.recs[l]
 	if !ok {
-		return
+		return false
 	}
 	delete(s.recs, l)
 	if s.next[r.PrevLSN] == l {
 		delete(s.next, r.PrevLSN)
 	}
-	s.order = removeLSN(s.order, l)
 	k := string(r.Key)
 	vs := removeLSN(s.versions[k], l)
 	if len(vs) == 0 {
 		delete(s.versions, k)
-		i := sort.SearchStrings(s.keys, k)
-		if i < len(s.keys) && s.keys[i] == k {
-			s.keys = append(s.keys[:i], s.keys[i+1:]...)
-		}
+		s.keys.Delete(k)
 	} else {
 		s.versions[k] = vs
 	}
+	return true
 }
 
 // walk advances the complete chain as far as the held records allow.
@@ -185,9 +209,7 @@ func (s *Segment) adopt(h redo.History) bool {
 			drop = append(drop, l)
 		}
 	}
-	for _, l := range drop {
-		s.remove(l)
-	}
+	s.removeAll(drop)
 	s.rewalk()
 	return true
 }
