@@ -73,8 +73,8 @@ func Listen(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("reader endpoint: %w", err)
 	}
 	e := &Endpoint{cfg: cfg, log: log, hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
-	e.writer = newProxy(wl, e.pickWriter)
-	e.reader = newProxy(rl, e.pickReader)
+	e.writer = newProxy(wl, e.pickWriter, e.validWriter)
+	e.reader = newProxy(rl, e.pickReader, e.validReader)
 	return e, nil
 }
 
@@ -100,6 +100,19 @@ func (e *Endpoint) pickReader() (string, bool) {
 	a := e.rAddrs[e.next%len(e.rAddrs)]
 	e.next++
 	return a, true
+}
+
+// validWriter and validReader are the rules Apply drops connections by.
+func (e *Endpoint) validWriter(addr string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return addr == e.wAddr
+}
+
+func (e *Endpoint) validReader(addr string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.allR[addr] || addr == e.wAddr
 }
 
 // Apply installs the roles of a control-plane status and drops connections that no longer

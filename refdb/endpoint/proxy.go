@@ -22,8 +22,11 @@ const handoffRetry = time.Second
 // handed off to it (package handoff) when the backend is a refdb instance on this host, else
 // relayed byte by byte.
 type proxy struct {
-	ln     net.Listener
-	pick   func() (addr string, ok bool)
+	ln   net.Listener
+	pick func() (addr string, ok bool)
+	// valid reports whether addr is still a right backend: a connection routed just before
+	// a role change is dropped once registered, as dropUnless would have dropped it.
+	valid  func(addr string) bool
 	ctx    context.Context // ends on close, so dials in progress give up
 	cancel context.CancelFunc
 
@@ -48,8 +51,8 @@ func (p *pair) close() {
 	})
 }
 
-func newProxy(ln net.Listener, pick func() (string, bool)) *proxy {
-	p := &proxy{ln: ln, pick: pick, conns: map[*pair]struct{}{}, senders: map[string]*handoff.Sender{},
+func newProxy(ln net.Listener, pick func() (string, bool), valid func(string) bool) *proxy {
+	p := &proxy{ln: ln, pick: pick, valid: valid, conns: map[*pair]struct{}{}, senders: map[string]*handoff.Sender{},
 		refused: map[string]time.Time{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)
@@ -98,6 +101,9 @@ func (p *proxy) serve(c net.Conn) {
 	}
 	p.conns[pr] = struct{}{}
 	p.mu.Unlock()
+	if !p.valid(addr) {
+		pr.close() // the roles changed while it was being set up
+	}
 	// When either side ends, close both: SQL protocols never half-close, and a client must
 	// see a dead or dropped backend at once.
 	done := make(chan struct{}, 2)
@@ -117,15 +123,25 @@ func (p *proxy) handOff(addr string, c *net.TCPConn) bool {
 	if s == nil {
 		return false
 	}
-	if err := s.Send(c); err != nil {
-		p.mu.Lock()
-		if p.senders[addr] == s {
-			delete(p.senders, addr)
-			p.refused[addr] = time.Now()
+	id, err := s.Send(c)
+	if err != nil {
+		select {
+		case <-s.Done(): // the instance hung up (its connections are shut down already)
+			p.mu.Lock()
+			if p.senders[addr] == s {
+				delete(p.senders, addr)
+				p.refused[addr] = time.Now()
+			}
+			p.mu.Unlock()
+			s.Close()
+		default:
+			// A failure of this one connection (out of descriptors, a full socket buffer):
+			// relay it, and leave the others handed off.
 		}
-		p.mu.Unlock()
-		s.Close()
 		return false
+	}
+	if !p.valid(addr) {
+		s.DropOne(id) // the roles changed while it was being handed off
 	}
 	return true
 }

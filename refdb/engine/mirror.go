@@ -270,10 +270,10 @@ func (m *Mirror) Learn(start, end []byte, at LSN, kvs []KV) {
 			m.addVersion(k, mver{lsn: 0, val: kv.Value})
 		}
 	}
-	for _, c := range m.log {
-		if c.lsn <= at {
-			continue
-		}
+	// Only the commits after at, found by binary search: on the writer, Apply waits for this
+	// under the volume's lock.
+	from := sort.Search(len(m.log), func(i int) bool { return m.log[i].lsn > at })
+	for _, c := range m.log[from:] {
 		for _, w := range c.writes {
 			// Keys inside an existing span already have these versions.
 			if k := string(w.Key); inNew(k) && !m.covered(k) {

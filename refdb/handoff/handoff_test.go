@@ -65,7 +65,7 @@ func (r *rig) connect(t *testing.T) (client, served net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.sender.Send(acc.(*net.TCPConn)); err != nil {
+	if _, err := r.sender.Send(acc.(*net.TCPConn)); err != nil {
 		acc.Close()
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestInstanceGoneDropsConnections(t *testing.T) {
 		t.Fatal("sender did not notice the instance hung up")
 	}
 	waitEOF(t, client, "client after the instance hung up")
-	if err := r.sender.Send(mustTCP(t)); err == nil {
+	if _, err := r.sender.Send(mustTCP(t)); err == nil {
 		t.Fatal("send after the instance hung up succeeded")
 	}
 }

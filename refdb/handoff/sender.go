@@ -44,17 +44,18 @@ func Dial(addr string) (*Sender, error) {
 // handed to it was shut down.
 func (s *Sender) Done() <-chan struct{} { return s.done }
 
-// Send hands c to the instance. On success c is closed here (the Sender keeps its own
-// descriptor of the socket); on error c is untouched and the caller still owns it.
-func (s *Sender) Send(c *net.TCPConn) error {
+// Send hands c to the instance and returns the id to drop it by (DropOne). On success c is
+// closed here (the Sender keeps its own descriptor of the socket); on error c is untouched and
+// the caller still owns it.
+func (s *Sender) Send(c *net.TCPConn) (uint64, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("handoff: %w", err)
+		return 0, fmt.Errorf("handoff: %w", err)
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return errors.New("handoff: sender closed")
+		return 0, errors.New("handoff: sender closed")
 	}
 	s.next++
 	id := s.next
@@ -93,10 +94,10 @@ func (s *Sender) Send(c *net.TCPConn) error {
 		err = werr
 	}
 	if err != nil {
-		return fmt.Errorf("handoff: send: %w", err)
+		return 0, fmt.Errorf("handoff: send: %w", err)
 	}
 	c.Close() // leaves the poller; the socket lives on in the instance and in s.conns
-	return nil
+	return id, nil
 }
 
 func dupCloexec(fd int) (int, error) {
@@ -157,6 +158,18 @@ func (s *Sender) Drop() int {
 		syscall.Close(fd)
 	}
 	return len(conns)
+}
+
+// DropOne shuts down the connection Send returned id for, if it is still open.
+func (s *Sender) DropOne(id uint64) {
+	s.mu.Lock()
+	fd, ok := s.conns[id]
+	delete(s.conns, id)
+	s.mu.Unlock()
+	if ok {
+		syscall.Shutdown(fd, syscall.SHUT_RDWR)
+		syscall.Close(fd)
+	}
 }
 
 // Count is the number of handed-off connections still open.

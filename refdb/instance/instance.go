@@ -230,9 +230,13 @@ func (i *Instance) openWriter(ctx context.Context, create bool, minEpoch uint64)
 		v.Close()
 		return fmt.Errorf("instance %s: %w", i.cfg.ID, err)
 	}
-	mirror := engine.NewMirror(v.VDL(), mirrorBytes(i.cfg.CacheBytes))
-	wmirror.Store(mirror)
-	store := &engine.MirrorStore{Store: vs, M: mirror}
+	var store engine.Store = vs
+	var mirror *engine.Mirror
+	if !i.unsafeAny() { // unsafe modes run as they were built and measured, without mirrors
+		mirror = engine.NewMirror(v.VDL(), mirrorBytes(i.cfg.CacheBytes))
+		wmirror.Store(mirror)
+		store = &engine.MirrorStore{Store: vs, M: mirror}
+	}
 	eng, err := engine.Open(openCtx, engine.Config{Store: store, LockWaitTimeout: i.cfg.LockWaitTimeout, CacheBytes: i.cfg.CacheBytes, Logger: i.log})
 	if err != nil {
 		v.Close()
@@ -290,7 +294,7 @@ func (i *Instance) openReader(ctx context.Context) error {
 	defer i.applyMu.Unlock()
 	var store engine.Store = vs
 	var mirror *engine.Mirror
-	if !i.cfg.UnsafeReadAboveVDL { // that mode reads proposed commits; keep it as it was built
+	if !i.unsafeAny() { // unsafe modes run as they were built and measured, without mirrors
 		// Created under applyMu at the current read point: every later commit reaches it.
 		mirror = engine.NewMirror(v.VDL(), mirrorBytes(i.cfg.CacheBytes))
 		store = &engine.MirrorStore{Store: vs, M: mirror}
@@ -484,6 +488,11 @@ func (i *Instance) feedMirror(m *engine.Mirror, ev event) {
 		cs = append(cs, engine.Commit{LSN: redo.LSN(c.LSN), Writes: ws})
 	}
 	m.Apply(cs, ev.RP.VDL)
+}
+
+// unsafeAny reports whether one of the instance's deliberately broken modes is on.
+func (i *Instance) unsafeAny() bool {
+	return i.cfg.UnsafeAck3of6 || i.cfg.UnsafeNoTruncation || i.cfg.UnsafeReadAboveVDL
 }
 
 // durableCommits turns the volume's durable commits into the mirror's.
