@@ -255,8 +255,17 @@ func (c *Control) StartInstance(id string) error {
 		return nil
 	}
 	role := cluster.RoleReader
-	if n.Role == cluster.RoleWriter && len(c.candidatesLocked(id)) == 0 {
-		role = cluster.RoleWriter
+	if n.Role == cluster.RoleWriter {
+		if len(c.candidatesLocked(id)) == 0 {
+			role = cluster.RoleWriter
+		} else {
+			// The recorded writer is dead and a reader can replace it: fail over first
+			// (which restarts this one as a reader). Restarting it as a reader right away
+			// would leave the cluster with no writer: its process answers again, so it is
+			// never found down (a heal right after a crash, before the heartbeats noticed).
+			c.failWriterLocked(id, "start of a dead writer")
+			return nil
+		}
 	}
 	st.restartAt = time.Time{}
 	c.restartLocked(n, st, role)

@@ -343,19 +343,37 @@ func (c *Control) observe(id string, s instanceapi.Status, err error, took time.
 		if time.Since(c.lastFail) < c.cfg.RestartBackoff {
 			return
 		}
-		c.failing = true
-		c.bumpLocked()
 		c.log.Warn("writer down: failing over", "writer", id, "process_gone", gone, "missed_heartbeats", st.misses)
-		c.goBackground(func(ctx context.Context) { _, _ = c.failover(ctx, "automatic", id, "") })
+		c.failWriterLocked(id, "")
 	case n.Role == cluster.RoleReader && gone:
 		c.restartLocked(n, st, cluster.RoleReader)
 	}
+}
+
+// failWriterLocked starts an automatic failover away from writer id unless one runs.
+func (c *Control) failWriterLocked(id, why string) {
+	if c.failing {
+		return
+	}
+	c.failing = true
+	c.bumpLocked()
+	if why != "" {
+		c.log.Warn("failing over", "writer", id, "why", why)
+	}
+	c.goBackground(func(ctx context.Context) { _, _ = c.failover(ctx, "automatic", id, "") })
 }
 
 // reconcileLocked compares what an answering instance says with the recorded roles.
 func (c *Control) reconcileLocked(n *cluster.Node, st *instState) {
 	s := st.last
 	if n.Role == cluster.RoleWriter {
+		if s.Role == instanceapi.RoleReader && !st.restarting && time.Since(c.lastFail) >= c.cfg.RestartBackoff &&
+			len(c.candidatesLocked(n.ID)) > 0 {
+			// The recorded writer runs as a reader (it was restarted as one before its
+			// failover happened): nothing commits until another instance is promoted.
+			c.failWriterLocked(n.ID, "the recorded writer runs as a reader")
+			return
+		}
 		if s.Role == instanceapi.RoleWriter && s.Epoch >= c.file.Epoch {
 			if s.Epoch != c.file.Epoch || s.VDL != c.file.VDL {
 				c.file.Epoch, c.file.VDL = s.Epoch, s.VDL
