@@ -10,6 +10,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -238,7 +239,14 @@ func (r *run) worker(runCtx, opCtx context.Context, w int, client workloads.Clie
 	rng := rand.New(rand.NewPCG(uint64(r.cfg.Seed), uint64(w)+1))
 	proc := w
 	r.bumpProc(proc)
-	for runCtx.Err() == nil {
+	// An open loop invokes every intended start before the deadline, even one whose timer
+	// fires (or whose worker gets the CPU) just after it: the schedule, not the scheduler,
+	// decides how many operations a run has. Only a cancellation stops it early.
+	stopped := func() bool {
+		err := runCtx.Err()
+		return err != nil && (r.period == 0 || !errors.Is(err, context.DeadlineExceeded))
+	}
+	for !stopped() {
 		if r.cfg.MaxOps > 0 && r.invoked.Add(1) > r.cfg.MaxOps {
 			return
 		}
@@ -255,7 +263,9 @@ func (r *run) worker(runCtx, opCtx context.Context, w int, client workloads.Clie
 				case <-t.C:
 				case <-runCtx.Done():
 					t.Stop()
-					return
+					if stopped() {
+						return
+					}
 				}
 			}
 		} else {
