@@ -211,6 +211,26 @@ func resolveKeyArgs(m *tableMeta, keyCols, keyArgs []string) (args []string, uns
 	return args, unsigned, true
 }
 
+// statementTable finds the table a point get or write names (db "" = the session's current
+// database) and its metadata.
+func (f *Frontend) statementTable(eng *engine.Engine, sqlCtx *sql.Context, db, table string) (*engine.TableDef, *tableMeta, bool) {
+	if db == "" {
+		db = sqlCtx.GetCurrentDatabase()
+	}
+	if db == "" {
+		return nil, nil, false
+	}
+	def, ok := eng.Catalog().Table(db, table)
+	if !ok {
+		return nil, nil, false
+	}
+	m, err := f.meta(def)
+	if err != nil {
+		return nil, nil, false
+	}
+	return def, m, true
+}
+
 // resolvePointGet binds pg to the table definition the statement was just prepared against
 // and resolves its plan there: which argument feeds each primary-key column, and the
 // projection. It reports false when the statement is not a point get on that table after all
@@ -220,16 +240,8 @@ func (f *Frontend) resolvePointGet(ctx context.Context, c *mysql.Conn, pg *point
 	if err != nil {
 		return false
 	}
-	db := pg.db
-	if db == "" {
-		db = sqlCtx.GetCurrentDatabase()
-	}
-	def, ok := f.engine().Catalog().Table(db, pg.table)
+	def, m, ok := f.statementTable(f.engine(), sqlCtx, pg.db, pg.table)
 	if !ok {
-		return false
-	}
-	m, err := f.meta(def)
-	if err != nil {
 		return false
 	}
 	if pg.args, pg.unsigned, ok = resolveKeyArgs(m, pg.keyCols, pg.keyArgs); !ok {
@@ -269,21 +281,10 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 	if !ok {
 		return false, nil
 	}
-	db := pg.db
-	if db == "" {
-		db = sqlCtx.GetCurrentDatabase()
-	}
-	if db == "" {
-		return false, nil
-	}
 	eng := f.engine()
-	def, ok := eng.Catalog().Table(db, pg.table)
-	if !ok || def.ID != pg.defID || def.Version != pg.defVersion {
+	def, m, ok := f.statementTable(eng, sqlCtx, pg.db, pg.table)
+	if !ok || def.ID != pg.defID || def.Version != pg.defVersion || len(pg.proj) != len(pg.fields) {
 		return false, nil // go-mysql-server reports a missing table, or answers a changed one
-	}
-	m, err := f.meta(def)
-	if err != nil || len(pg.proj) != len(pg.fields) {
-		return false, nil
 	}
 	// The key: every primary-key column bound to an integer argument.
 	var tuple []byte

@@ -164,16 +164,8 @@ func (f *Frontend) resolvePointWrite(ctx context.Context, c *mysql.Conn, pw *poi
 	if err != nil {
 		return false
 	}
-	db := pw.db
-	if db == "" {
-		db = sqlCtx.GetCurrentDatabase()
-	}
-	def, ok := f.engine().Catalog().Table(db, pw.table)
+	def, m, ok := f.statementTable(f.engine(), sqlCtx, pw.db, pw.table)
 	if !ok {
-		return false
-	}
-	m, err := f.meta(def)
-	if err != nil {
 		return false
 	}
 	if pw.args, pw.unsigned, ok = resolveKeyArgs(m, pw.keyCols, pw.keyArgs); !ok {
@@ -219,19 +211,8 @@ func (f *Frontend) execPointWrite(ctx context.Context, c *mysql.Conn, pw *pointW
 	if !ok || f.ReadOnly() {
 		return false, nil // read-only: go-mysql-server answers, with its own checks' order
 	}
-	db := pw.db
-	if db == "" {
-		db = sqlCtx.GetCurrentDatabase()
-	}
-	if db == "" {
-		return false, nil
-	}
-	def, ok := f.engine().Catalog().Table(db, pw.table)
+	def, m, ok := f.statementTable(f.engine(), sqlCtx, pw.db, pw.table)
 	if !ok || def.ID != pw.defID || def.Version != pw.defVersion {
-		return false, nil
-	}
-	m, err := f.meta(def)
-	if err != nil {
 		return false, nil
 	}
 	// Every parameter of the statement is used by the shape; a missing one is go-mysql-server's
