@@ -30,6 +30,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Name is the abstract Unix socket name for the instance serving MySQL at addr.
@@ -118,18 +119,29 @@ func (l *Listener) deliver(c net.Conn) {
 	}
 }
 
+// closing reports whether an accept error means the listener is being closed; any other
+// error (EMFILE and the like) is waited out briefly, so the accept loop does not spin on it.
+func (l *Listener) closing(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	t := time.NewTimer(10 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-l.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 func (l *Listener) acceptTCP() {
 	defer l.wg.Done()
 	for {
 		c, err := l.tcp.Accept()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if l.closing(err) {
 				return
-			}
-			select {
-			case <-l.done:
-				return
-			default:
 			}
 			l.log.Warn("accept", "err", err)
 			continue
@@ -143,13 +155,8 @@ func (l *Listener) acceptUnix() {
 	for {
 		u, err := l.unix.AcceptUnix()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if l.closing(err) {
 				return
-			}
-			select {
-			case <-l.done:
-				return
-			default:
 			}
 			continue
 		}
