@@ -146,12 +146,12 @@ func (e *Endpoint) Apply(st cluster.Status) {
 	e.log.Info("roles", "version", st.Version, "writer", w, "readers", rs)
 	// A connection to anything but the current writer must go: after a failover the old
 	// writer is fenced and its clients have to reconnect.
-	if n := e.writer.dropUnless(func(a string) bool { return a == w }); n > 0 {
+	if n := e.writer.dropUnless(e.validWriter); n > 0 {
 		e.log.Info("writer changed: dropped connections to the old writer", "old", oldW, "new", w, "dropped", n)
 	}
 	// Reader connections survive a reader's health flapping; they go when their backend is
 	// no longer an instance of the right kind.
-	e.reader.dropUnless(func(a string) bool { return all[a] || a == w })
+	e.reader.dropUnless(e.validReader)
 }
 
 func equal(a, b []string) bool {
