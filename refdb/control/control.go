@@ -374,6 +374,13 @@ func (c *Control) reconcileLocked(n *cluster.Node, st *instState) {
 			c.failWriterLocked(n.ID, "the recorded writer runs as a reader")
 			return
 		}
+		if s.Role == instanceapi.RoleWriter && s.Fenced != "" && time.Since(c.lastFail) >= c.cfg.RestartBackoff {
+			// Storage holds a newer epoch than the writer's (a promote sealed it and then
+			// failed, say): every commit fails at once, so it never shows as stalled.
+			// Replace it: promote a reader, or restart it in place when none can be.
+			c.failWriterLocked(n.ID, "the writer is fenced: "+s.Fenced)
+			return
+		}
 		if s.Role == instanceapi.RoleWriter && s.Epoch >= c.file.Epoch {
 			if s.Epoch != c.file.Epoch || s.VDL != c.file.VDL {
 				c.file.Epoch, c.file.VDL = s.Epoch, s.VDL
@@ -613,11 +620,14 @@ func (c *Control) failover(ctx context.Context, kind, oldID, target string) (str
 	if old == nil || s == nil {
 		return "", errors.Join(append(errs, ErrNoCandidate)...)
 	}
-	if cluster.Alive(old.PID, old.PIDStart) {
+	fenced := s.ok && s.last.Role == instanceapi.RoleWriter && s.last.Fenced != ""
+	if cluster.Alive(old.PID, old.PIDStart) && !fenced {
 		c.m.failovers.WithLabelValues(kind, "error").Inc()
 		return "", errors.Join(append(errs, fmt.Errorf("%w and writer %s is unresponsive but running", ErrNoCandidate, oldID))...)
 	}
-	c.log.Warn("no reader to promote: restarting the writer in place", "writer", oldID)
+	// Its process is gone, or it runs fenced and can never commit again: a new process
+	// recovers the volume under an epoch above every one storage holds.
+	c.log.Warn("no reader to promote: restarting the writer in place", "writer", oldID, "fenced", fenced)
 	s.restartAt = time.Time{}
 	c.restartLocked(old, s, cluster.RoleWriter)
 	c.m.failovers.WithLabelValues(kind, "restart").Inc()

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -153,6 +155,9 @@ func TestClusterFailover(t *testing.T) {
 	}
 	var pids []int
 	defer func() {
+		if t.Failed() {
+			dumpLog(t, filepath.Join(dir, "control.log"))
+		}
 		if err := c.Down(ctx); err != nil {
 			t.Error(err)
 		}
@@ -321,6 +326,8 @@ func TestClusterFailover(t *testing.T) {
 	// crash, before the heartbeats noticed it) is failed over, not left as the recorded
 	// writer running as a reader.
 	cur := out.Writer
+	// With a reader to promote (else control restarts the writer in place, also right).
+	waitSettled(t, ctx, f)
 	if err := syscall.Kill(st.File.Node(cur).PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -359,6 +366,30 @@ func TestClusterFailover(t *testing.T) {
 	})
 	pids = append(pids, st.File.Node(cur).PID)
 
+	// A promote that sealed a newer epoch on storage and then failed leaves the writer
+	// fenced: it answers heartbeats, but every commit fails at once and nothing shows it as
+	// stalled. Control replaces it all the same.
+	st = waitSettled(t, ctx, f)
+	fencedID := st.File.Writer().ID
+	bumpEpoch(t, dir)
+	waitFor(t, "a failover away from the fenced writer", func() (bool, error) {
+		st, err = status(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		w := st.File.Writer()
+		return w != nil && w.ID != fencedID && !st.FailoverInProgress, fmt.Errorf("writer %+v", w)
+	})
+	waitFor(t, "the fenced writer to rejoin as a reader", func() (bool, error) {
+		st, err = status(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		n := st.File.Node(fencedID)
+		return n.Role == cluster.RoleReader && cluster.Alive(n.PID, n.PIDStart) && n.Healthy != nil && *n.Healthy, fmt.Errorf("%+v", n)
+	})
+	pids = append(pids, st.File.Node(fencedID).PID)
+
 	// cluster.json on disk matches what control reports.
 	f2, err := cluster.Read(dir)
 	if err != nil {
@@ -374,10 +405,112 @@ func TestClusterFailover(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`refdb_control_failovers_total{kind="automatic",result="ok"} 2`,
+	for _, want := range []string{`refdb_control_failovers_total{kind="automatic",result="ok"} 3`,
 		`refdb_control_failovers_total{kind="planned",result="ok"} 1`, "refdb_control_heartbeat_seconds_bucket", "refdb_reader_lag_milliseconds"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// bumpEpoch installs the next epoch in the test instances' shared state, as a recovery that
+// sealed storage under a new epoch and never finished its promote would.
+func bumpEpoch(t *testing.T, dir string) {
+	t.Helper()
+	p := filepath.Join(dir, "epoch")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(strconv.FormatUint(e+1, 10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFencedWriterWithoutReadersRestarts: with no reader to promote, a writer fenced by a
+// newer epoch is restarted in place, and the new process recovers above that epoch.
+func TestFencedWriterWithoutReadersRestarts(t *testing.T) {
+	defer hc.CloseIdleConnections()
+	defer instanceapi.CloseIdle()
+	ctx := context.Background()
+	dir := t.TempDir()
+	base, err := cluster.FreePortBase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.Up(ctx, cluster.Config{Dir: dir, Bin: os.Args[0], PortBase: base, Readers: cluster.NoReaders,
+		Env:          []string{multiCall + "=1", testinstance.StateEnv + "=" + dir},
+		ControlFlags: []string{"--heartbeat", "50ms", "--restart-backoff", "200ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := c.Down(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	f, err := cluster.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := f.Writer()
+	st0, err := status(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bumpEpoch(t, dir)
+	var st cluster.Status
+	waitFor(t, "the fenced writer to be restarted in place", func() (bool, error) {
+		st, err = status(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		n := st.File.Writer()
+		ok := n != nil && n.ID == w.ID && n.PID != w.PID && cluster.Alive(n.PID, n.PIDStart) &&
+			n.Healthy != nil && *n.Healthy && st.Epoch > st0.Epoch+1
+		return ok, fmt.Errorf("writer %+v epoch %d", n, st.Epoch)
+	})
+	if cluster.Alive(w.PID, w.PIDStart) {
+		t.Errorf("the fenced writer's process %d still runs", w.PID)
+	}
+}
+
+// dumpLog prints the tail of a process log of a failed test.
+func dumpLog(t *testing.T, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("%s: %v", path, err)
+		return
+	}
+	if len(b) > 8<<10 {
+		b = b[len(b)-8<<10:]
+	}
+	t.Logf("tail of %s:\n%s", path, b)
+}
+
+// waitSettled waits until no failover runs and every instance answers healthy.
+func waitSettled(t *testing.T, ctx context.Context, f *cluster.File) cluster.Status {
+	t.Helper()
+	var st cluster.Status
+	waitFor(t, "the cluster to settle", func() (bool, error) {
+		var err error
+		st, err = status(ctx, f)
+		if err != nil {
+			return false, err
+		}
+		if st.FailoverInProgress {
+			return false, errors.New("failover in progress")
+		}
+		for _, n := range st.File.Instances() {
+			if n.Healthy == nil || !*n.Healthy || !cluster.Alive(n.PID, n.PIDStart) {
+				return false, fmt.Errorf("%s not healthy", n.ID)
+			}
+		}
+		return true, nil
+	})
+	return st
 }

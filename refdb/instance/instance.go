@@ -540,6 +540,9 @@ func (i *Instance) Status() instanceapi.Status {
 	}
 	if role == instanceapi.RoleWriter && v != nil {
 		st.StalledMS = float64(v.StalledFor().Microseconds()) / 1000
+		if err := v.Fenced(); err != nil {
+			st.Fenced = err.Error()
+		}
 	}
 	if role == instanceapi.RoleReader {
 		i.lag.mu.Lock()
@@ -556,7 +559,7 @@ func (i *Instance) Status() instanceapi.Status {
 	if m := mirror; m != nil {
 		st.MirrorHits, st.MirrorMisses = m.Reads()
 	}
-	st.Healthy = fe != nil && eng != nil && v != nil
+	st.Healthy = fe != nil && eng != nil && v != nil && st.Fenced == ""
 	return st
 }
 

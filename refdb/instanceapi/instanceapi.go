@@ -71,6 +71,10 @@ type Status struct {
 	// StalledMS is, on the writer, how long commits have waited without the VDL moving
 	// (0 when none waits): a writer cut off from storage answers but cannot commit.
 	StalledMS float64 `json:"stalled_ms,omitempty"`
+	// Fenced is, on a writer, why it can no longer commit: a newer epoch was installed (or
+	// sealed, by a promote that then failed) on storage. Such a writer answers, fails every
+	// commit at once and never stalls; the control plane must replace it. Empty otherwise.
+	Fenced string `json:"fenced,omitempty"`
 	// MirrorHits and MirrorMisses count a reader's reads answered from its mirror of the
 	// ranges it scanned, and those sent to storage (engine.Mirror).
 	MirrorHits   uint64 `json:"mirror_hits,omitempty"`

@@ -445,6 +445,17 @@ func (v *Volume) VDL() redo.LSN {
 	return v.core.VDL()
 }
 
+// Fenced is the error that stopped the writer once storage showed it a newer epoch, nil
+// while it can commit (and always on a read-only volume).
+func (v *Volume) Fenced() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.core == nil {
+		return nil
+	}
+	return v.core.Fenced()
+}
+
 // Epoch is the writer's epoch (the epoch of the read point on a read-only volume).
 func (v *Volume) Epoch() uint64 {
 	v.mu.Lock()

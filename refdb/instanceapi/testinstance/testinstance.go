@@ -144,11 +144,16 @@ func (in *instance) status(context.Context) (instanceapi.Status, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	lag := 3.0
+	fenced := ""
 	if in.role == instanceapi.RoleWriter {
 		lag = 0
+		// A writer below the installed epoch is fenced, as on the volume.
+		if cur, err := in.readEpoch(); err == nil && cur > in.epoch {
+			fenced = fmt.Sprintf("epoch %d is installed, writer at %d", cur, in.epoch)
+		}
 	}
 	return instanceapi.Status{ID: in.id, Role: in.role, AZ: in.az, MySQL: in.mysql, PID: os.Getpid(), Epoch: in.epoch,
-		VDL: in.readPoint, ReadPoint: in.readPoint, LagMS: lag, Healthy: true, Started: in.started}, nil
+		VDL: in.readPoint, ReadPoint: in.readPoint, LagMS: lag, Healthy: fenced == "", Started: in.started, Fenced: fenced}, nil
 }
 
 func (in *instance) promote(ctx context.Context, req instanceapi.PromoteRequest) (instanceapi.Status, error) {
