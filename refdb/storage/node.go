@@ -541,6 +541,15 @@ func (n *Node) Snapshot() []redo.Entry {
 	return out
 }
 
+// LiveBytes estimates the size of a log rewritten from Snapshot, without building it.
+func (n *Node) LiveBytes() int64 {
+	var total int64
+	for _, s := range n.segs {
+		total += s.bytes
+	}
+	return total
+}
+
 // LiveRecords counts the records held by every segment.
 func (n *Node) LiveRecords() int {
 	total := 0

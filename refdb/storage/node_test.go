@@ -104,6 +104,8 @@ func TestRestoreFromLog(t *testing.T) {
 	if seg.SCL() != 6 || seg.Meta().Epoch != 3 || !seg.Meta().Active {
 		t.Fatalf("restored SCL %d epoch %d active %v", seg.SCL(), seg.Meta().Epoch, seg.Meta().Active)
 	}
+	checkLiveBytes(t, n)
+	checkLiveBytes(t, r)
 	// Losing a record in the middle of the log leaves a hole that the SCL stops at.
 	r = Restore(Config{ID: "s1"}, append(log[:3:3], log[4:]...))
 	if scl := r.Segment(0).SCL(); scl != 2 {
@@ -122,6 +124,7 @@ func TestGossipFillsHole(t *testing.T) {
 	if scl := b.Segment(0).SCL(); scl != 5 {
 		t.Fatalf("SCL after gossip %d", scl)
 	}
+	checkLiveBytes(t, b)
 }
 
 func TestReadsAndGC(t *testing.T) {
@@ -167,6 +170,22 @@ func TestReadsAndGC(t *testing.T) {
 	}
 	if m := read("k1", 22); m.Type != redo.MsgReadResp || string(m.Value) != "v22" {
 		t.Fatalf("pinned read k1@22 after GC: %v %q", m, m.Value)
+	}
+	checkLiveBytes(t, n)
+}
+
+// checkLiveBytes: the running estimate the log compaction decides on matches what a
+// rewrite from the snapshot would hold.
+func checkLiveBytes(t *testing.T, n *Node) {
+	t.Helper()
+	var want int64
+	for _, e := range n.Snapshot() {
+		if e.Kind == redo.EntryRecord {
+			want += recordLogBytes(&e.Record)
+		}
+	}
+	if got := n.LiveBytes(); got != want {
+		t.Fatalf("LiveBytes %d, snapshot holds %d", got, want)
 	}
 }
 
@@ -216,6 +235,7 @@ func TestOneRecoveryPerEpoch(t *testing.T) {
 	if r.Code != redo.RejectStaleEpoch || redo.MsgType(r.Limit) != redo.MsgInstall {
 		t.Fatalf("install of another owner's history at the same epoch: %v", r)
 	}
+	checkLiveBytes(t, n) // the install truncated above 3
 	// After a restart the segment no longer knows who sealed: even the same sealer is refused.
 	log := n.Snapshot()
 	rn := Restore(Config{ID: "s1"}, log)

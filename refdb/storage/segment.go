@@ -42,6 +42,7 @@ type Segment struct {
 	versions map[string][]redo.LSN // key -> LSNs ascending
 	keys     btree.Set[string]     // every key held, ordered for scans (a sorted slice cost O(n) per new key)
 	tail     redo.LSN              // last record of the complete chain
+	bytes    int64                 // log bytes the held records take (recordLogBytes), kept as they come and go
 
 	votes       map[string]bool // rebuilding: active peers that answered
 	gossipNext  int
@@ -110,6 +111,7 @@ func (s *Segment) add(r *redo.Record) bool {
 	}
 	c := r.Clone()
 	s.recs[c.LSN] = &c
+	s.bytes += recordLogBytes(&c)
 	if old, ok := s.next[c.PrevLSN]; !ok || s.recs[old] == nil || s.recs[old].Epoch < c.Epoch {
 		s.next[c.PrevLSN] = c.LSN
 	}
@@ -122,6 +124,10 @@ func (s *Segment) add(r *redo.Record) bool {
 	s.versions[k] = insertLSN(vs, c.LSN)
 	return true
 }
+
+// recordLogBytes estimates what a record takes in the log: its key and value plus the fixed
+// fields and framing.
+func recordLogBytes(r *redo.Record) int64 { return int64(len(r.Key)+len(r.Value)) + 48 }
 
 func (s *Segment) remove(l redo.LSN) {
 	if s.forget(l) {
@@ -157,6 +163,7 @@ func (s *Segment) forget(l redo.LSN) bool {
 		return false
 	}
 	delete(s.recs, l)
+	s.bytes -= recordLogBytes(r)
 	if s.next[r.PrevLSN] == l {
 		delete(s.next, r.PrevLSN)
 	}
