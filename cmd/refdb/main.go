@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -41,7 +42,12 @@ Unsafe modes, for proving that checkers catch bugs only: --unsafe-ack-3of6,
 // errUsage marks errors that exit with status 2.
 var errUsage = errors.New("usage")
 
+// reexecOK allows a command to re-execute the program (withTimerSlack); only main sets it,
+// so tests that call run in-process never replace the test binary.
+var reexecOK bool
+
 func main() {
+	reexecOK = true
 	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stderr)
@@ -124,6 +130,7 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	peerAddrs := fs.String("peer-addrs", "", "how this node dials its peers, overriding the addresses the volume gives: id=host:port, comma-separated (per-link proxies)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:0; the address is logged)")
+	timerSlack := fs.Duration("timer-slack", 5*time.Millisecond, "how late the kernel may wake this node's threads from timed sleeps, so it can batch them (Linux; 0 = the system default); see timerslack_linux.go")
 	unsafe := unsafeFlags(fs, "storage")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -133,6 +140,15 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if *timerSlack < 0 {
+		return fmt.Errorf("%w: --timer-slack must not be negative", errUsage)
+	}
+	if reexecOK {
+		// Before anything is opened: on success this does not return.
+		if err := withTimerSlack(*timerSlack); err != nil {
+			fmt.Fprintln(stderr, "refdb storage: running without the timer slack:", err)
+		}
 	}
 	sec, err := resolveSecret(*secret, *secretFile)
 	if err != nil {

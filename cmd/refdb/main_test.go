@@ -21,6 +21,8 @@ func TestUsageErrors(t *testing.T) {
 		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--peer-addrs", "s2"},
 		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--peer-addrs", "s2=nohostport"},
 		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--peer-addrs", "s2=127.0.0.1:1,s2=127.0.0.1:2"},
+		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--timer-slack", "-1ms"},
+		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--timer-slack", "soon"},
 	}
 	t.Setenv("REFDB_SECRET", "")
 	for _, args := range cases {
