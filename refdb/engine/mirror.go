@@ -139,7 +139,13 @@ func (m *Mirror) appendLog(c Commit) {
 		drop++
 	}
 	if drop > 0 {
-		m.log = append(m.log[:0:0], m.log[drop:]...)
+		// Reslice, do not copy: once the log is full every commit drops one, and copying the
+		// rest each time (30k entries, a fresh 1 MB slice) made the writer's commits slower
+		// the longer it ran (write_only fell from 530 to 250 TPS in its fourth minute, its CPU
+		// going to memmove and the collector). append moves the live part when it outgrows
+		// the array, so the cost per commit stays constant.
+		clear(m.log[:drop]) // the dropped writes can be collected now
+		m.log = m.log[drop:]
 	}
 }
 

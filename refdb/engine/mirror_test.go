@@ -184,3 +184,25 @@ func TestMirrorLearnNeedsTheLog(t *testing.T) {
 		t.Fatal("answered a read below the range's floor")
 	}
 }
+
+// BenchmarkMirrorApplyFullLog is the per-commit cost once the replay log is full and every
+// commit drops the oldest one: it must not grow with the log (it did, when dropping copied
+// the whole log).
+func BenchmarkMirrorApplyFullLog(b *testing.B) {
+	m := NewMirror(0, 1<<30)
+	val := make([]byte, 900)
+	commit := func(lsn LSN) []Commit {
+		return []Commit{{LSN: lsn, Writes: []Write{{Key: fmt.Appendf(nil, "k%08d", lsn%1000), Value: val}}}}
+	}
+	lsn := LSN(0)
+	for m.logFloor == 0 { // fill the log until it drops its oldest commits
+		lsn++
+		m.Apply(commit(lsn), lsn)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		lsn++
+		m.Apply(commit(lsn), lsn)
+	}
+}
