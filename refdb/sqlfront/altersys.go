@@ -328,6 +328,11 @@ func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepa
 			return h.after(c, err)
 		}
 	}
+	if k := parseTxnControl(prepare.PrepareStmt); k != notTxnControl {
+		if handled, err := h.fe.execTxnControl(ctx, c, k, prepare, callback); handled {
+			return h.after(c, err)
+		}
+	}
 	return h.after(c, h.Handler.ComStmtExecute(ctx, c, prepare, callback))
 }
 

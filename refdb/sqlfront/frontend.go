@@ -81,6 +81,9 @@ type Frontend struct {
 	// counts the executions.
 	writes    preparedPlans[pointWrite]
 	writesRun atomic.Uint64
+	// txnCtlRun counts prepared BEGIN and COMMIT executed without go-mysql-server's planning
+	// (txnctl.go).
+	txnCtlRun atomic.Uint64
 
 	metaMu sync.Mutex
 	metas  map[uint32]*tableMeta
@@ -171,6 +174,10 @@ func (f *Frontend) PointGets() uint64 { return f.pointsRun.Load() }
 // PointWrites is how many prepared statements were executed as point writes (see
 // pointwrite.go).
 func (f *Frontend) PointWrites() uint64 { return f.writesRun.Load() }
+
+// TxnControls is how many prepared BEGIN and COMMIT statements ran without go-mysql-server's
+// planning (see txnctl.go).
+func (f *Frontend) TxnControls() uint64 { return f.txnCtlRun.Load() }
 
 // Engine is the engine behind the server.
 func (f *Frontend) Engine() *engine.Engine { return f.eng.Load() }
