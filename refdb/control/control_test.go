@@ -218,13 +218,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 
 	// The writer endpoint reaches the writer; the reader endpoint spreads over both readers.
-	waitFor(t, "writer endpoint to reach db1", func() (bool, error) {
-		g, conn, err := greet(f.WriterEndpoint)
-		if err == nil {
-			conn.Close()
-		}
-		return g == "db1 writer", err
-	})
+	waitGreeting(t, "writer endpoint to reach db1", f.WriterEndpoint, "db1 writer")
 	seen := map[string]bool{}
 	waitFor(t, "reader endpoint to reach both readers", func() (bool, error) {
 		g, conn, err := greet(f.ReaderEndpoint)
@@ -262,12 +256,7 @@ func TestClusterFailover(t *testing.T) {
 	if err := syscall.Kill(w.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var st cluster.Status
-	waitFor(t, "a reader to be promoted", func() (bool, error) {
-		st, err = status(ctx, f)
-		if err != nil {
-			return false, err
-		}
+	st := waitStatus(t, ctx, f, "a reader to be promoted", func(st cluster.Status) (bool, error) {
 		nw := st.File.Writer()
 		return nw != nil && nw.ID != "db1" && st.Epoch > st0.Epoch && !st.FailoverInProgress, fmt.Errorf("writer %+v", nw)
 	})
@@ -277,19 +266,9 @@ func TestClusterFailover(t *testing.T) {
 	if _, err := io.ReadAll(held); err != nil {
 		t.Errorf("held connection: %v, want it closed", err)
 	}
-	waitFor(t, "writer endpoint to reach the new writer", func() (bool, error) {
-		g, conn, err := greet(f.WriterEndpoint)
-		if err == nil {
-			conn.Close()
-		}
-		return g == newWriter+" writer", fmt.Errorf("greeting %q: %v", g, err)
-	})
+	waitGreeting(t, "writer endpoint to reach the new writer", f.WriterEndpoint, newWriter+" writer")
 	// The old writer is restarted as a reader, with a new PID recorded.
-	waitFor(t, "db1 to rejoin as a reader", func() (bool, error) {
-		st, err = status(ctx, f)
-		if err != nil {
-			return false, err
-		}
+	st = waitStatus(t, ctx, f, "db1 to rejoin as a reader", func(st cluster.Status) (bool, error) {
 		n := st.File.Node("db1")
 		ok := n.Role == cluster.RoleReader && !n.Stale && n.PID != w.PID && n.Healthy != nil && *n.Healthy &&
 			cluster.Alive(n.PID, n.PIDStart)
@@ -305,18 +284,8 @@ func TestClusterFailover(t *testing.T) {
 	if out.Writer == "" || out.Writer == newWriter {
 		t.Fatalf("planned failover chose %q (writer was %s)", out.Writer, newWriter)
 	}
-	waitFor(t, "writer endpoint to follow the planned failover", func() (bool, error) {
-		g, conn, err := greet(f.WriterEndpoint)
-		if err == nil {
-			conn.Close()
-		}
-		return g == out.Writer+" writer", fmt.Errorf("greeting %q: %v", g, err)
-	})
-	waitFor(t, "the replaced writer to rejoin", func() (bool, error) {
-		st, err = status(ctx, f)
-		if err != nil {
-			return false, err
-		}
+	waitGreeting(t, "writer endpoint to follow the planned failover", f.WriterEndpoint, out.Writer+" writer")
+	st = waitStatus(t, ctx, f, "the replaced writer to rejoin", func(st cluster.Status) (bool, error) {
 		n := st.File.Node(newWriter)
 		return n.Role == cluster.RoleReader && cluster.Alive(n.PID, n.PIDStart), fmt.Errorf("%+v", n)
 	})
@@ -341,26 +310,12 @@ func TestClusterFailover(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, "a failover away from the restarted writer", func() (bool, error) {
-		st, err = status(ctx, f)
-		if err != nil {
-			return false, err
-		}
+	st = waitStatus(t, ctx, f, "a failover away from the restarted writer", func(st cluster.Status) (bool, error) {
 		w := st.File.Writer()
 		return w != nil && w.ID != cur, fmt.Errorf("writer %+v", w)
 	})
-	waitFor(t, "writer endpoint to follow", func() (bool, error) {
-		g, conn, err := greet(f.WriterEndpoint)
-		if err == nil {
-			conn.Close()
-		}
-		return g == st.File.Writer().ID+" writer", fmt.Errorf("greeting %q: %v", g, err)
-	})
-	waitFor(t, "the crashed writer to rejoin as a reader", func() (bool, error) {
-		st, err = status(ctx, f)
-		if err != nil {
-			return false, err
-		}
+	waitGreeting(t, "writer endpoint to follow", f.WriterEndpoint, st.File.Writer().ID+" writer")
+	st = waitStatus(t, ctx, f, "the crashed writer to rejoin as a reader", func(st cluster.Status) (bool, error) {
 		n := st.File.Node(cur)
 		return n.Role == cluster.RoleReader && cluster.Alive(n.PID, n.PIDStart), fmt.Errorf("%+v", n)
 	})
@@ -372,19 +327,11 @@ func TestClusterFailover(t *testing.T) {
 	st = waitSettled(t, ctx, f)
 	fencedID := st.File.Writer().ID
 	bumpEpoch(t, dir)
-	waitFor(t, "a failover away from the fenced writer", func() (bool, error) {
-		st, err = status(ctx, f)
-		if err != nil {
-			return false, err
-		}
+	st = waitStatus(t, ctx, f, "a failover away from the fenced writer", func(st cluster.Status) (bool, error) {
 		w := st.File.Writer()
 		return w != nil && w.ID != fencedID && !st.FailoverInProgress, fmt.Errorf("writer %+v", w)
 	})
-	waitFor(t, "the fenced writer to rejoin as a reader", func() (bool, error) {
-		st, err = status(ctx, f)
-		if err != nil {
-			return false, err
-		}
+	st = waitStatus(t, ctx, f, "the fenced writer to rejoin as a reader", func(st cluster.Status) (bool, error) {
 		n := st.File.Node(fencedID)
 		return n.Role == cluster.RoleReader && cluster.Alive(n.PID, n.PIDStart) && n.Healthy != nil && *n.Healthy, fmt.Errorf("%+v", n)
 	})
@@ -463,12 +410,7 @@ func TestFencedWriterWithoutReadersRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	bumpEpoch(t, dir)
-	var st cluster.Status
-	waitFor(t, "the fenced writer to be restarted in place", func() (bool, error) {
-		st, err = status(ctx, f)
-		if err != nil {
-			return false, err
-		}
+	waitStatus(t, ctx, f, "the fenced writer to be restarted in place", func(st cluster.Status) (bool, error) {
 		n := st.File.Writer()
 		ok := n != nil && n.ID == w.ID && n.PID != w.PID && cluster.Alive(n.PID, n.PIDStart) &&
 			n.Healthy != nil && *n.Healthy && st.Epoch > st0.Epoch+1
@@ -492,16 +434,36 @@ func dumpLog(t *testing.T, path string) {
 	t.Logf("tail of %s:\n%s", path, b)
 }
 
+// waitStatus polls control's status until cond holds for it, and returns that status.
+func waitStatus(t *testing.T, ctx context.Context, f *cluster.File, what string, cond func(cluster.Status) (bool, error)) cluster.Status {
+	t.Helper()
+	var st cluster.Status
+	waitFor(t, what, func() (bool, error) {
+		var err error
+		if st, err = status(ctx, f); err != nil {
+			return false, err
+		}
+		return cond(st)
+	})
+	return st
+}
+
+// waitGreeting waits until a new connection to addr reaches the instance greeting want.
+func waitGreeting(t *testing.T, what, addr, want string) {
+	t.Helper()
+	waitFor(t, what, func() (bool, error) {
+		g, conn, err := greet(addr)
+		if err == nil {
+			conn.Close()
+		}
+		return g == want, fmt.Errorf("greeting %q: %v", g, err)
+	})
+}
+
 // waitSettled waits until no failover runs and every instance answers healthy.
 func waitSettled(t *testing.T, ctx context.Context, f *cluster.File) cluster.Status {
 	t.Helper()
-	var st cluster.Status
-	waitFor(t, "the cluster to settle", func() (bool, error) {
-		var err error
-		st, err = status(ctx, f)
-		if err != nil {
-			return false, err
-		}
+	return waitStatus(t, ctx, f, "the cluster to settle", func(st cluster.Status) (bool, error) {
 		if st.FailoverInProgress {
 			return false, errors.New("failover in progress")
 		}
@@ -512,5 +474,4 @@ func waitSettled(t *testing.T, ctx context.Context, f *cluster.File) cluster.Sta
 		}
 		return true, nil
 	})
-	return st
 }

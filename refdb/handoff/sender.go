@@ -152,12 +152,16 @@ func (s *Sender) Drop() int {
 	s.conns = map[uint64]int{}
 	s.mu.Unlock()
 	for _, fd := range conns {
-		// shutdown ends the socket itself, not just this descriptor of it: the instance
-		// holds another.
-		syscall.Shutdown(fd, syscall.SHUT_RDWR)
-		syscall.Close(fd)
+		shutdown(fd)
 	}
 	return len(conns)
+}
+
+// shutdown ends a handed-off connection and closes this side's descriptor of it. shutdown(2)
+// ends the socket itself, not just this descriptor: the instance holds another.
+func shutdown(fd int) {
+	syscall.Shutdown(fd, syscall.SHUT_RDWR)
+	syscall.Close(fd)
 }
 
 // DropOne shuts down the connection Send returned id for, if it is still open.
@@ -167,8 +171,7 @@ func (s *Sender) DropOne(id uint64) {
 	delete(s.conns, id)
 	s.mu.Unlock()
 	if ok {
-		syscall.Shutdown(fd, syscall.SHUT_RDWR)
-		syscall.Close(fd)
+		shutdown(fd)
 	}
 }
 

@@ -273,11 +273,7 @@ func (f *Frontend) resolvePointGet(ctx context.Context, c *mysql.Conn, pg *point
 // then runs the statement through go-mysql-server.
 func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet, prep *mysql.PrepareData,
 	callback func(*sqltypes.Result) error) (handled bool, err error) {
-	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, prep.PrepareStmt)
-	if err != nil {
-		return false, nil
-	}
-	sess, ok := sqlCtx.Session.(*Session)
+	sqlCtx, sess, ok := f.statementSession(ctx, c, prep.PrepareStmt)
 	if !ok {
 		return false, nil
 	}
@@ -326,18 +322,12 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 	}
 	// From here on the statement is ours: it shows in SHOW PROCESSLIST and KILL QUERY and
 	// max_execution_time reach its storage read, as for any query.
-	sqlCtx, err = sqlCtx.ProcessList.BeginQuery(sqlCtx, prep.PrepareStmt)
+	sqlCtx, end, err := beginStatement(sqlCtx, sess, prep.PrepareStmt, &f.pointsRun)
 	if err != nil {
 		return true, err
 	}
-	defer sqlCtx.ProcessList.EndQuery(sqlCtx)
-	if err := sql.SessionCommandBegin(sess); err != nil {
-		return true, err
-	}
-	defer sql.SessionCommandEnd(sess)
+	defer end()
 	sqlCtx.ClearWarnings()
-	f.pointsRun.Add(1)
-	sql.IncrementStatusVariable(sqlCtx, "Questions", 1)
 	sql.IncrementStatusVariable(sqlCtx, "Com_select", 1)
 	if empty {
 		return true, f.sendPointRow(sqlCtx, callback, pg, nil)

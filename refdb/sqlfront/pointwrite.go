@@ -203,11 +203,7 @@ func (f *Frontend) resolvePointWrite(ctx context.Context, c *mysql.Conn, pw *poi
 // all: the caller then runs the statement through go-mysql-server.
 func (f *Frontend) execPointWrite(ctx context.Context, c *mysql.Conn, pw *pointWrite, prep *mysql.PrepareData,
 	callback func(*sqltypes.Result) error) (handled bool, err error) {
-	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, prep.PrepareStmt)
-	if err != nil {
-		return false, nil
-	}
-	sess, ok := sqlCtx.Session.(*Session)
+	sqlCtx, sess, ok := f.statementSession(ctx, c, prep.PrepareStmt)
 	if !ok || f.ReadOnly() {
 		return false, nil // read-only: go-mysql-server answers, with its own checks' order
 	}
@@ -256,17 +252,11 @@ func (f *Frontend) execPointWrite(ctx context.Context, c *mysql.Conn, pw *pointW
 
 	// From here on the statement is ours: it shows in SHOW PROCESSLIST, and KILL QUERY and
 	// max_execution_time reach its lock waits, as for any query.
-	sqlCtx, err = sqlCtx.ProcessList.BeginQuery(sqlCtx, prep.PrepareStmt)
+	sqlCtx, end, err := beginStatement(sqlCtx, sess, prep.PrepareStmt, &f.writesRun)
 	if err != nil {
 		return true, err
 	}
-	defer sqlCtx.ProcessList.EndQuery(sqlCtx)
-	if err := sql.SessionCommandBegin(sess); err != nil {
-		return true, err
-	}
-	defer sql.SessionCommandEnd(sess)
-	f.writesRun.Add(1)
-	sql.IncrementStatusVariable(sqlCtx, "Questions", 1)
+	defer end()
 	// As Engine.QueryWithBindings: the session's transaction, else a new one (committed below
 	// under autocommit; with autocommit off it stays open for the statements that follow).
 	if tx == nil {

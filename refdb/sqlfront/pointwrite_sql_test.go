@@ -30,15 +30,7 @@ func TestPointWrites(t *testing.T) {
 		mustExec(t, db, "INSERT INTO "+tbl+` VALUES (1, 'one', 10, 1, 1, 1.50, 'a'), (2, 'two', NULL, 2, NULL, NULL, NULL),
 			(3, 'three', 30, 3, 127, 0, ''), (4, 'four', 40, 4, -128, 9.99, 'x'), (18446744073709551615, 'max', 50, 5, 0, 0, 'm')`)
 	}
-	conn := func() *sql.Conn {
-		t.Helper()
-		c, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	conn := func() *sql.Conn { return w.conn(db) }
 	fast, planner := conn(), conn()
 	// run executes q (with %[1]s for the table) as a prepared statement, twice: once reporting
 	// its result and warnings, once its result and ROW_COUNT(), FOUND_ROWS(), LAST_INSERT_ID().

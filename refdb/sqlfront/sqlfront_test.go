@@ -92,6 +92,17 @@ func (w *writer) db(dbname string) *sql.DB {
 	return db
 }
 
+// conn is one connection of db, closed when the test ends.
+func (w *writer) conn(db *sql.DB) *sql.Conn {
+	w.t.Helper()
+	c, err := db.Conn(w.ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func mustExec(t testing.TB, db interface {
 	Exec(string, ...any) (sql.Result, error)
 }, q string, args ...any) {

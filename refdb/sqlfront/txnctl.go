@@ -46,11 +46,7 @@ func (f *Frontend) execTxnControl(ctx context.Context, c *mysql.Conn, kind txnCo
 	if len(prep.BindVars) > 0 {
 		return false, nil // go-mysql-server reports the unused arguments
 	}
-	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, prep.PrepareStmt)
-	if err != nil {
-		return false, nil
-	}
-	sess, ok := sqlCtx.Session.(*Session)
+	sqlCtx, sess, ok := f.statementSession(ctx, c, prep.PrepareStmt)
 	if !ok {
 		return false, nil
 	}
@@ -59,17 +55,11 @@ func (f *Frontend) execTxnControl(ctx context.Context, c *mysql.Conn, kind txnCo
 	default:
 		return false, nil
 	}
-	sqlCtx, err = sqlCtx.ProcessList.BeginQuery(sqlCtx, prep.PrepareStmt)
+	sqlCtx, end, err := beginStatement(sqlCtx, sess, prep.PrepareStmt, &f.txnCtlRun)
 	if err != nil {
 		return true, err
 	}
-	defer sqlCtx.ProcessList.EndQuery(sqlCtx)
-	if err := sql.SessionCommandBegin(sess); err != nil {
-		return true, err
-	}
-	defer sql.SessionCommandEnd(sess)
-	f.txnCtlRun.Add(1)
-	sql.IncrementStatusVariable(sqlCtx, "Questions", 1)
+	defer end()
 	sqlCtx.ClearWarnings()
 	if cur := sqlCtx.GetTransaction(); cur != nil {
 		if err := sess.CommitTransaction(sqlCtx, cur); err != nil {

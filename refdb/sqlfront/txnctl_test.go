@@ -20,15 +20,7 @@ func TestTxnControl(t *testing.T) {
 	for _, tbl := range []string{"tca", "tcb"} {
 		mustExec(t, db, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v INT)")
 	}
-	conn := func() *sql.Conn {
-		t.Helper()
-		c, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	conn := func() *sql.Conn { return w.conn(db) }
 	observer := conn()
 	// script runs the steps on c over table tbl, with prefix before BEGIN and COMMIT, and
 	// returns what happened.

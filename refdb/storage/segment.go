@@ -129,12 +129,6 @@ func (s *Segment) add(r *redo.Record) bool {
 // fields and framing.
 func recordLogBytes(r *redo.Record) int64 { return int64(len(r.Key)+len(r.Value)) + 48 }
 
-func (s *Segment) remove(l redo.LSN) {
-	if s.forget(l) {
-		s.order = removeLSN(s.order, l)
-	}
-}
-
 // removeAll removes many records with one pass over the LSN order instead of one per record
 // (GC drops thousands at a time).
 func (s *Segment) removeAll(ls []redo.LSN) {
