@@ -147,6 +147,7 @@ type instState struct {
 	lastOK     time.Time // last answered heartbeat (or when watching began)
 	restarting bool
 	restartAt  time.Time // no restart before this
+	promotedAt time.Time // when a failover last made it the writer; older heartbeats are stale
 	// graceUntil: a just-restarted instance is only declared down if its process is gone,
 	// not for missing heartbeats while it recovers.
 	graceUntil time.Time
@@ -273,7 +274,7 @@ func (c *Control) watchLocked(id, admin string) {
 			if ctx.Err() != nil {
 				return
 			}
-			c.observe(id, s, err, time.Since(begin))
+			c.observe(id, s, err, begin)
 			select {
 			case <-ctx.Done():
 				return
@@ -290,12 +291,18 @@ func (c *Control) bumpLocked() {
 	c.changed = make(chan struct{})
 }
 
-// observe records a heartbeat and acts on what it shows.
-func (c *Control) observe(id string, s instanceapi.Status, err error, took time.Duration) {
+// observe records a heartbeat sent at begin and acts on what it shows.
+func (c *Control) observe(id string, s instanceapi.Status, err error, begin time.Time) {
+	took := time.Since(begin)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, n := c.inst[id], c.file.Node(id)
 	if st == nil || n == nil {
+		return
+	}
+	if err == nil && begin.Before(st.promotedAt) {
+		// Asked before a failover promoted it: the answer still shows a reader, and taken
+		// as current it would make the new writer look like "a writer running as a reader".
 		return
 	}
 	wasHealthy := st.ok && st.last.Healthy
@@ -594,7 +601,7 @@ func (c *Control) failover(ctx context.Context, kind, oldID, target string) (str
 		c.file.Epoch, c.file.VDL = st.Epoch, st.VDL
 		c.m.epoch.Set(float64(st.Epoch))
 		if s := c.inst[cd.id]; s != nil {
-			s.last = st
+			s.last, s.promotedAt = st, time.Now()
 		}
 		c.persistLocked()
 		c.bumpLocked()
