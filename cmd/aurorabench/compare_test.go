@@ -64,6 +64,7 @@ func TestCompareBadInput(t *testing.T) {
 		{"compare", "--suite", "nope"},
 		{"compare", "--time", "-1s"},
 		{"compare", "--workload", "nope"},
+		{"compare", "--progress", "sometimes"},
 		{"compare", "extra"},
 	} {
 		code, _, stderr := run(t, append(args, "--out", t.TempDir())...)

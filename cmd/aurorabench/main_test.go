@@ -92,6 +92,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"run", "--nemesis", "partition-halves", "--partition-mode", "sever"},
 		{"run", "--nemesis", "latency-all", "--latency", "-1s"},
 		{"run", "--time", "-1s"},
+		{"run", "--progress", "sometimes"},
 		{"run", "--target", "mysql://bench:pw@127.0.0.1:1/bench", "--time", "1s", "--out", t.TempDir()},
 		{"run", "--target", "postgres://bench:pw@127.0.0.1:1/bench", "--time", "1s", "--out", t.TempDir()},
 		{"check"},

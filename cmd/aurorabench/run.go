@@ -54,7 +54,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	fs.StringVar(&f.target, "target", defaultTarget, "what to run against: refdb, mariadb, postgres (local clusters started here), or a mysql:// or postgres:// URL")
 	addWorkloadFlags(fs, &f)
 	fs.StringVar(&f.suite, "suite", "", "run a fixed suite of workload/nemesis cases instead of one run ("+strings.Join(suiteNames(), ", ")+"); --time applies to each case")
-	fs.StringVar(&f.progress, "progress", "auto", "live progress line: auto (when stdout is a terminal), always, never")
 	unsafeOn := map[string]*bool{}
 	for _, m := range refcluster.UnsafeModes {
 		unsafeOn[m.Name] = fs.Bool(m.Flag()[2:], false, "UNSAFE, --target refdb only, to prove the checkers catch bugs: "+m.Breaks)
@@ -73,9 +72,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	wl, params, err := f.validate()
 	if err != nil {
 		return exitUsage, err
-	}
-	if f.progress != "auto" && f.progress != "always" && f.progress != "never" {
-		return exitUsage, usagef("--progress must be auto, always or never, got %q", f.progress)
 	}
 	if _, ok := suites[f.suite]; f.suite != "" && !ok {
 		return exitUsage, usagef("unknown suite %q (known: %s)", f.suite, strings.Join(suiteNames(), ", "))
@@ -536,6 +532,7 @@ func addWorkloadFlags(fs *pflag.FlagSet, f *runFlags) {
 	fs.DurationVar(&nemesisSchedule.Latency, "latency", chaos.DefaultLatency, "latency nemeses: delay added to each link, each way")
 	fs.DurationVar(&nemesisSchedule.Jitter, "jitter", chaos.DefaultJitter, "latency nemeses: the delay varies uniformly by ± this much")
 	fs.StringVar(&f.partitionMode, "partition-mode", "drop", "partition nemeses: drop (connections on a cut link stall, new ones hang, as with iptables DROP) or reset (they are reset, as with REJECT tcp-reset)")
+	fs.StringVar(&f.progress, "progress", "auto", "live progress line: auto (when stdout is a terminal), always, never")
 	fs.StringVar(&f.netMode, "net", "proxy", "how network faults are made: proxy (per-link TCP proxies on 127.0.0.1, no root needed; set up only when a network nemesis is asked for)")
 }
 
@@ -551,6 +548,9 @@ func (f *runFlags) validate() (workloads.Workload, workloads.Params, error) {
 	}
 	if f.duration <= 0 {
 		return nil, params, usagef("--time must be positive, got %s", f.duration)
+	}
+	if f.progress != "auto" && f.progress != "always" && f.progress != "never" {
+		return nil, params, usagef("--progress must be auto, always or never, got %q", f.progress)
 	}
 	if f.rate < 0 {
 		return nil, params, usagef("--rate must not be negative, got %g", f.rate)
