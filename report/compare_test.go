@@ -14,10 +14,10 @@ func TestFiguresOfAndCompareHTML(t *testing.T) {
 		"faults": {Valid: true, Numbers: map[string]any{"faults": 2,
 			"failover": checker.Percentiles{Count: 2, P50: 300, P99: 900, Max: 950}}},
 		"set": {Valid: false, Anomalies: []string{"lost 3 acknowledged elements"}},
-	}}
+	}, TargetLag: []TargetLag{{Replica: "r1", Count: 9, P50: 1, P99: 4.5, Max: 6}, {Replica: "r2", Count: 9, P50: 2, P99: 7.25, Max: 8}}}
 	f := FiguresOf(sum, "a/01")
 	if f.Valid || f.OK != 100 || f.OKPerS != 50 || f.P99 != 9 || f.FailoverP99 != 900 || f.Anomalies != 1 ||
-		!strings.Contains(f.First, "lost 3") || f.LagP99 != 0 {
+		!strings.Contains(f.First, "lost 3") || f.LagP99 != 0 || f.OwnLagP99 != 7.25 {
 		t.Fatalf("%+v", f)
 	}
 	base := FiguresOf(&Summary{Valid: true, Checks: map[string]checker.Result{
@@ -33,7 +33,7 @@ func TestFiguresOfAndCompareHTML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"2.00x", "INVALID", "lost 3", "failover p99", "<svg", "a/01/report.html"} {
+	for _, want := range []string{"2.00x", "INVALID", "lost 3", "failover p99", "replica lag p99, own measure", "7.25", "<svg", "a/01/report.html"} {
 		if !strings.Contains(string(h), want) {
 			t.Errorf("html lacks %q", want)
 		}

@@ -129,6 +129,7 @@ type page struct {
 	Latency, Throughput, Lag  template.HTML
 	LatencyNote               string
 	LagRows                   []lagRow
+	TargetLag                 []lagRow // the target's own measure (only Replica, Count, P50, P99, Max)
 	Files                     []link
 }
 
@@ -241,6 +242,11 @@ func buildPage(dir string, s *Summary, in *checker.Input) *page {
 			}
 			pg.LagRows = append(pg.LagRows, row)
 		}
+	}
+
+	for _, l := range s.TargetLag {
+		pg.TargetLag = append(pg.TargetLag, lagRow{Replica: l.Replica, Count: strconv.FormatInt(l.Count, 10),
+			P50: fmtMs(l.P50), P99: fmtMs(l.P99), Max: fmtMs(l.Max)})
 	}
 
 	if entries, err := os.ReadDir(dir); err == nil && dir != "" {
@@ -407,6 +413,15 @@ footer { color: #888; font-size: 12px; text-align: center; }
 <table>
 <tr><th>replica</th><th class="num">markers</th><th class="num">p50 ms</th><th class="num">p90 ms</th><th class="num">p99 ms</th><th class="num">p999 ms</th><th class="num">max ms</th><th class="num">never seen</th></tr>
 {{range .LagRows}}<tr><td>{{.Replica}}</td><td class="num">{{.Count}}</td><td class="num">{{.P50}}</td><td class="num">{{.P90}}</td><td class="num">{{.P99}}</td><td class="num">{{.P999}}</td><td class="num">{{.Max}}</td><td class="num">{{.Unseen}}</td></tr>
+{{end}}</table>
+</section>
+{{end}}
+{{if .TargetLag}}<section>
+<h2>Replica lag as the target measures it</h2>
+<p class="note">The target's own figure, read from it at the end of the run: for refdb, Aurora's definition, the time from the writer's durable acknowledgement of a commit batch to the reader's read point passing it, over every batch since the reader started. The table above is what clients observe.</p>
+<table>
+<tr><th>replica</th><th class="num">batches</th><th class="num">p50 ms</th><th class="num">p99 ms</th><th class="num">max ms</th></tr>
+{{range .TargetLag}}<tr><td>{{.Replica}}</td><td class="num">{{.Count}}</td><td class="num">{{.P50}}</td><td class="num">{{.P99}}</td><td class="num">{{.Max}}</td></tr>
 {{end}}</table>
 </section>
 {{end}}

@@ -158,6 +158,7 @@ func testSummary(in *checker.Input, withLag bool) *Summary {
 				"r2": {Percentiles: checker.Percentiles{Count: 100, P50: 20, P90: 50, P99: 90, P999: 120, Max: 120}, Histogram: [][2]float64{{5, 5}, {10, 20}, {20, 30}, {50, 35}, {100, 8}, {200, 2}}, Unseen: 3},
 			},
 		}}
+		s.TargetLag = []TargetLag{{Replica: "r1", Count: 4321, P50: 1.25, P99: 7.5, Max: 31}, {Replica: "<r2>", Count: 17, P50: 3, P99: 250, Max: 1234}}
 	}
 	return s
 }
@@ -199,6 +200,9 @@ func TestWriteAndRender(t *testing.T) {
 		`aria-label="latency over time"`, `aria-label="throughput over time"`, `aria-label="replica lag CDF"`,
 		"r1 (p50 2.00ms, p99 9.00ms)", "time since start (s)", "latency (log scale)",
 		"concurrency", "p999",
+		// the target's own lag figures, escaped like every other text
+		"Replica lag as the target measures it", "<td>r1</td><td class=\"num\">4321</td><td class=\"num\">1.25</td><td class=\"num\">7.50</td><td class=\"num\">31.0</td>",
+		"<td>&lt;r2&gt;</td><td class=\"num\">17</td>", "1234",
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report.html lacks %q", want)
@@ -255,7 +259,7 @@ func TestWriteAndRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Valid || back.Checks["perf"].Name != "perf" {
+	if back.Valid || back.Checks["perf"].Name != "perf" || len(back.TargetLag) != 2 || back.TargetLag[0] != s.TargetLag[0] {
 		t.Errorf("summary read back: %+v", back)
 	}
 
@@ -340,7 +344,7 @@ func TestNoLagNoFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	html := string(page)
-	if strings.Contains(html, "replica lag CDF") || strings.Contains(html, "fault: ") {
+	if strings.Contains(html, "replica lag CDF") || strings.Contains(html, "fault: ") || strings.Contains(html, "as the target measures it") {
 		t.Error("lag plot or fault legend drawn without data")
 	}
 	if !strings.Contains(html, `class="verdict valid">VALID`) || !strings.Contains(html, "No faults were injected") {

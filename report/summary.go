@@ -27,6 +27,19 @@ type Summary struct {
 	Checks map[string]checker.Result `json:"checks"`
 	// Line is the one-line summary printed last.
 	Line string `json:"line"`
+	// TargetLag is the replica lag the target measured itself (refdb: Aurora's measure),
+	// read from it at the end of the run; empty for targets that do not measure it.
+	TargetLag []TargetLag `json:"target_lag,omitempty"`
+}
+
+// TargetLag is one replica's own lag distribution, in milliseconds, over what the replica
+// applied since it started.
+type TargetLag struct {
+	Replica string  `json:"replica"`
+	Count   int64   `json:"count"`
+	P50     float64 `json:"p50_ms"`
+	P99     float64 `json:"p99_ms"`
+	Max     float64 `json:"max_ms"`
 }
 
 // SummaryFile is the name of the summary inside a results folder.

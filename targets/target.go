@@ -106,6 +106,23 @@ type Networked interface {
 	Network() *netem.Network
 }
 
+// LagReporter is a target that measures its own replica lag, beside what aurorabench
+// observes from outside: refdb readers record Aurora's measure (from the writer's durable
+// acknowledgement of a commit batch to the reader's read point passing it).
+type LagReporter interface {
+	// ReportedLag returns each replica's distribution, since the replica started.
+	ReportedLag(ctx context.Context) ([]ReportedLag, error)
+}
+
+// ReportedLag is one replica's own lag distribution, in milliseconds.
+type ReportedLag struct {
+	Replica string
+	Count   int64 // samples: commit batches the replica applied
+	P50MS   float64
+	P99MS   float64
+	MaxMS   float64
+}
+
 // NetworkOf returns the target's network, or nil.
 func NetworkOf(t Target) *netem.Network {
 	if n, ok := t.(Networked); ok {

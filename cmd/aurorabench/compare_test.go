@@ -42,6 +42,10 @@ func TestCompareRefdbAndMariaDB(t *testing.T) {
 		if r.Error != "" || !r.Valid || r.OKPerS <= 0 || r.LagP99 <= 0 || r.WritesPerS <= 0 {
 			t.Errorf("%s: %+v", tgt, r)
 		}
+		// Only refdb measures its own replica lag.
+		if own := r.OwnLagP99 > 0; own != (tgt == "refdb") {
+			t.Errorf("%s: own-measure lag p99 %v", tgt, r.OwnLagP99)
+		}
 		if _, err := os.Stat(filepath.Join(out, r.Dir, report.HTMLFile)); err != nil {
 			t.Errorf("%s run report: %v", tgt, err)
 		}

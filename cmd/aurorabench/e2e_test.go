@@ -107,6 +107,22 @@ func runChecked(t *testing.T, tgt targets.Target, workload, nemesis string, d ti
 		if len(reps) != len(targets.Readers(tgt)) {
 			t.Errorf("lag measured on %d replicas, target has %d", len(reps), len(targets.Readers(tgt)))
 		}
+		// refdb also reports its own measure per reader; the peers do not.
+		if _, ok := tgt.(targets.LagReporter); ok {
+			if len(s.TargetLag) != len(targets.Readers(tgt)) {
+				t.Errorf("target's own lag for %d replicas, target has %d: %+v", len(s.TargetLag), len(targets.Readers(tgt)), s.TargetLag)
+			}
+			for _, l := range s.TargetLag {
+				if l.Count == 0 || l.P50 <= 0 || l.Max < l.P99 || l.P99 < l.P50 {
+					t.Errorf("target's own lag of %s: %+v", l.Replica, l)
+				}
+			}
+			if !strings.Contains(out.String(), "replica lag as the target measures it") {
+				t.Errorf("run output lacks the target's own lag")
+			}
+		} else if len(s.TargetLag) != 0 {
+			t.Errorf("%s reported its own lag: %+v", tgt.Name(), s.TargetLag)
+		}
 	}
 	if nemesis != "none" {
 		action, _, _ := strings.Cut(nemesis, "-")

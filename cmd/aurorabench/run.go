@@ -181,6 +181,7 @@ func runOn(ctx context.Context, tgt targets.Target, wl workloads.Workload, f run
 	if len(f.unsafe) > 0 {
 		sum.Config["unsafe"] = strings.Join(f.unsafe, ",")
 	}
+	sum.TargetLag = reportedLag(ctx, tgt)
 	return checkAndReport(ctx, f.out, sum, wl.Checkers(), stdout)
 }
 
@@ -214,11 +215,45 @@ func checkAndReport(ctx context.Context, dir string, sum *report.Summary, checks
 		return exitUsage, fmt.Errorf("write report: %w", err)
 	}
 	printChecks(stdout, sum)
+	printTargetLag(stdout, sum.TargetLag)
 	fmt.Fprintln(stdout, sum.Line)
 	if !sum.Valid {
 		return exitInvalid, nil
 	}
 	return exitValid, nil
+}
+
+// reportedLag reads the replica lag the target measured itself, when it measures it and has
+// replicas. It is a figure beside the checks, never a verdict: an error is logged and leaves
+// it out.
+func reportedLag(ctx context.Context, tgt targets.Target) []report.TargetLag {
+	r, ok := tgt.(targets.LagReporter)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	lags, err := r.ReportedLag(ctx)
+	if err != nil {
+		slog.Warn("the target's own replica lag is unavailable", "err", err)
+		return nil
+	}
+	out := make([]report.TargetLag, 0, len(lags))
+	for _, l := range lags {
+		out = append(out, report.TargetLag{Replica: l.Replica, Count: l.Count, P50: l.P50MS, P99: l.P99MS, Max: l.MaxMS})
+	}
+	return out
+}
+
+// printTargetLag prints the target's own replica lag figures, if it gave any.
+func printTargetLag(w io.Writer, lags []report.TargetLag) {
+	if len(lags) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "replica lag as the target measures it (refdb: writer's durable ack to the reader's read point, per commit batch, since the reader started):")
+	for _, l := range lags {
+		fmt.Fprintf(w, "    replica %-10s p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%d batches)\n", l.Replica, l.P50, l.P99, l.Max, l.Count)
+	}
 }
 
 func summaryLine(s *report.Summary, in *checker.Input, dir string) string {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -200,6 +201,34 @@ func (t *Target) status(ctx context.Context) (*cluster.File, error) {
 		return nil, err
 	}
 	return &f, nil
+}
+
+// ReportedLag asks every reader for its own replica lag (instanceapi.Status.StreamLag): the
+// time from the writer's durable acknowledgement of a commit batch to the reader's read point
+// passing it, Aurora's definition, over every batch since the reader started. A reader that
+// does not answer is an error: the figures would silently cover only some replicas.
+func (t *Target) ReportedLag(ctx context.Context) ([]targets.ReportedLag, error) {
+	st, err := t.status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("refdb reported lag: %w", err)
+	}
+	var out []targets.ReportedLag
+	for _, n := range st.Nodes {
+		if n.Kind != cluster.KindInstance || n.Role != cluster.RoleReader || n.Admin == "" {
+			continue
+		}
+		var is instanceapi.Status
+		if err := instanceapi.Do(ctx, t.hc, http.MethodGet, "http://"+n.Admin+"/status", nil, &is); err != nil {
+			return nil, fmt.Errorf("refdb reported lag of %s: %w", n.ID, err)
+		}
+		r := targets.ReportedLag{Replica: n.ID}
+		if l := is.StreamLag; l != nil {
+			r.Count, r.P50MS, r.P99MS, r.MaxMS = l.Count, l.P50MS, l.P99MS, l.MaxMS
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Replica < out[j].Replica })
+	return out, nil
 }
 
 // healthyWriter is the writer the control plane reports healthy whose recorded process
