@@ -1,8 +1,10 @@
 package sqlfront_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -129,4 +131,43 @@ func TestAlterTableColumns(t *testing.T) {
 	expectRows(t, db, "SELECT rid, name, d, n FROM t WHERE rid IN (3, 5) ORDER BY rid", "3,c3,42,7", "5,c5,100000,5")
 	expectRows(t, db, "SELECT COUNT(*) FROM t", "51")
 	mustExec(t, db, "INSERT INTO t (rid, name, d, n) VALUES (52, 'after', 1, 1)")
+}
+
+// A DOUBLE or FLOAT column holds neither infinity nor NaN (MySQL's range): a write that computes
+// one fails with error 1264 on both the planned path and the prepared point-write fast path,
+// changes nothing, and the connection keeps working.
+func TestFloatOutOfRange(t *testing.T) {
+	w := startWriter(t)
+	mustExec(t, w.db(""), "CREATE DATABASE bench")
+	db := w.db("bench")
+	mustExec(t, db, "CREATE TABLE f (id INT PRIMARY KEY, d DOUBLE, r FLOAT)")
+	mustExec(t, db, "INSERT INTO f VALUES (1, 2.5, 1.5)")
+	for _, q := range []string{
+		"INSERT INTO f VALUES (2, 1e308 * 10, 0)",
+		"INSERT INTO f VALUES (3, -1e308 * 10, 0)",
+		"UPDATE f SET d = d * 1e308 * 1e308 WHERE id = 1",
+	} {
+		if _, err := db.Exec(q); errCode(err) != 1264 {
+			t.Errorf("%s: %v, want error 1264", q, err)
+		}
+	}
+	// As arguments of prepared statements (go-mysql-server's planner panics on them): the
+	// point-write fast path, the planned path and a read; the connection stays usable.
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, v := range []float64{math.Inf(1), math.Inf(-1), math.NaN()} {
+		for _, q := range []string{"UPDATE f SET d = ? WHERE id = 1", "UPDATE f SET d = ? * 2 WHERE id = 1", "SELECT ? + 1"} {
+			if _, err := conn.ExecContext(context.Background(), q, v); errCode(err) != 1264 {
+				t.Errorf("%s with %v: %v, want error 1264", q, v, err)
+			}
+		}
+	}
+	var one int
+	if err := conn.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM f").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("connection after the refused arguments: %d, %v", one, err)
+	}
+	expectRows(t, db, "SELECT * FROM f ORDER BY id", "1,2.5,1.5")
 }

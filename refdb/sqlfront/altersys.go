@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -317,7 +318,53 @@ func (h *systemHandler) after(c *mysql.Conn, err error) error {
 	return err
 }
 
-func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *mysql.PrepareData, callback func(*sqltypes.Result) error) error {
+// recoverStatement turns a panic while handling a statement into an error, logged with its
+// stack, and closes the client connection after it (closing rolls back the session's
+// transaction). go-mysql-server v0.20 panics on some inputs (a non-finite DOUBLE argument in
+// its planner's bind step, for one); vitess would also close the connection, but silently.
+// The connection cannot stay: the panic may have left a statement half done in an open
+// transaction, or a commit of unknown outcome.
+func (h *systemHandler) recoverStatement(c *mysql.Conn, query string, err *error) {
+	x := recover()
+	if x == nil {
+		return
+	}
+	h.fe.log.Error("statement panicked: closing the client connection", "conn", c.ConnectionID,
+		"query", truncateQuery(query), "panic", fmt.Sprint(x), "stack", string(debug.Stack()))
+	h.fe.dropAfterStatement(c.ConnectionID)
+	*err = h.after(c, sqlErr(mysql.ERUnknownError, "HY000", fmt.Sprintf("refdb: internal error: %v", x)))
+}
+
+// truncateQuery bounds a query for the log.
+func truncateQuery(q string) string {
+	if len(q) > 300 {
+		return q[:300] + "..."
+	}
+	return q
+}
+
+// checkFiniteArgs refuses a DOUBLE or FLOAT argument that is infinite or NaN, as MySQL's
+// columns cannot hold one (error 1264), before anything binds it: go-mysql-server's planner
+// panics on such an argument.
+func checkFiniteArgs(binds map[string]*querypb.BindVariable) error {
+	for name, bv := range binds {
+		if bv == nil || (bv.Type != querypb.Type_FLOAT64 && bv.Type != querypb.Type_FLOAT32) {
+			continue
+		}
+		f, err := strconv.ParseFloat(string(bv.Value), 64)
+		if err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			continue
+		}
+		return sqlErr(1264, "22003", fmt.Sprintf("Out of range value %s for argument %s", bv.Value, strings.TrimPrefix(name, "v"))) // ER_WARN_DATA_OUT_OF_RANGE
+	}
+	return nil
+}
+
+func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *mysql.PrepareData, callback func(*sqltypes.Result) error) (err error) {
+	defer h.recoverStatement(c, prepare.PrepareStmt, &err)
+	if err := checkFiniteArgs(prepare.BindVars); err != nil {
+		return err
+	}
 	if pg := h.fe.points.get(prepare); pg != nil {
 		if handled, err := h.fe.execPointGet(ctx, c, pg, prepare, callback); handled {
 			return err
@@ -336,14 +383,16 @@ func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepa
 	return h.after(c, h.Handler.ComStmtExecute(ctx, c, prepare, callback))
 }
 
-func (h *systemHandler) ComQuery(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) error {
+func (h *systemHandler) ComQuery(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) (err error) {
+	defer h.recoverStatement(c, query, &err)
 	if !IsAlterSystem(query) {
 		return h.after(c, h.Handler.ComQuery(ctx, c, query, callback))
 	}
 	return h.run(ctx, c, firstStatement(query), callback)
 }
 
-func (h *systemHandler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) (string, error) {
+func (h *systemHandler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) (rest string, err error) {
+	defer h.recoverStatement(c, query, &err)
 	if !IsAlterSystem(query) {
 		rest, err := h.Handler.ComMultiQuery(ctx, c, query, callback)
 		return rest, h.after(c, err)
@@ -355,11 +404,12 @@ func (h *systemHandler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query 
 	return rest, h.run(ctx, c, stmt, callback)
 }
 
-func (h *systemHandler) ComPrepare(ctx context.Context, c *mysql.Conn, query string, prepare *mysql.PrepareData) ([]*querypb.Field, error) {
+func (h *systemHandler) ComPrepare(ctx context.Context, c *mysql.Conn, query string, prepare *mysql.PrepareData) (fields []*querypb.Field, err error) {
+	defer h.recoverStatement(c, query, &err)
 	if IsAlterSystem(query) {
 		return nil, sqlErr(erUnsupportedPS, "HY000", "This command is not supported in the prepared statement protocol yet")
 	}
-	fields, err := h.Handler.ComPrepare(ctx, c, query, prepare)
+	fields, err = h.Handler.ComPrepare(ctx, c, query, prepare)
 	switch {
 	case err != nil:
 	case len(fields) > 0:

@@ -109,11 +109,12 @@ func (c colCodec) normalize(ctx context.Context, v any) (any, error) {
 			return uint64(x), nil
 		}
 	case kFloat:
-		switch x := v.(type) {
-		case float32:
-			return float64(x), nil
-		case float64:
-			return x, nil
+		if f, ok := floatOf(v); ok {
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				// MySQL columns hold neither; decodeRow treats them as corruption.
+				return nil, sqlErr(1264, "22003", fmt.Sprintf("Out of range value %v for a %s column", f, c.typ)) // ER_WARN_DATA_OUT_OF_RANGE
+			}
+			return f, nil
 		}
 	case kDecimal:
 		if d, ok := v.(decimal.Decimal); ok {
@@ -154,6 +155,17 @@ func (c colCodec) normalize(ctx context.Context, v any) (any, error) {
 		return c.normalize(ctx, conv)
 	}
 	return nil, fmt.Errorf("value %v (%T) not storable as %s", v, v, c.typ)
+}
+
+// floatOf is v as a float64 when it is a float32 or float64.
+func floatOf(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float32:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return 0, false
 }
 
 // toSQL turns a stored (normalized) value into the Go type go-mysql-server expects.
@@ -251,6 +263,11 @@ func decodeRow(codecs []colCodec, b []byte) (sql.Row, error) {
 		}
 		tag := b[off]
 		off++
+		if !c.stores(tag) {
+			// A tag of another kind (corruption, or bytes of another table) would make toSQL
+			// assert the wrong Go type and panic.
+			return nil, fmt.Errorf("%w: column %d (%s) holds a value of tag %d", errBadRow, i, c.typ, tag)
+		}
 		var v any
 		switch tag {
 		case tNull:
@@ -272,7 +289,11 @@ func decodeRow(codecs []colCodec, b []byte) (sql.Row, error) {
 			if off+8 > len(b) {
 				return nil, errBadRow
 			}
-			v = math.Float64frombits(binary.LittleEndian.Uint64(b[off:]))
+			f := math.Float64frombits(binary.LittleEndian.Uint64(b[off:]))
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("%w: column %d holds %v", errBadRow, i, f)
+			}
+			v = f
 			off += 8
 		case tBytes:
 			l, n := binary.Uvarint(b[off:])
@@ -311,6 +332,26 @@ func decodeRow(codecs []colCodec, b []byte) (sql.Row, error) {
 		row[i] = sv
 	}
 	return row, nil
+}
+
+// stores reports whether a row value of tag can belong to this column: NULL, or the tag
+// encodeRow writes for the column's kind.
+func (c colCodec) stores(tag byte) bool {
+	switch tag {
+	case tNull:
+		return true
+	case tInt:
+		return c.kind == kInt
+	case tUint:
+		return c.kind == kUint
+	case tFloat:
+		return c.kind == kFloat
+	case tBytes:
+		return c.kind == kDecimal || c.kind == kString || c.kind == kBytes || c.kind == kJSON
+	case tTime:
+		return c.kind == kTime
+	}
+	return false
 }
 
 // appendKey appends the order-preserving encoding of a normalized value. prefix > 0 keeps only
