@@ -171,3 +171,30 @@ func TestFloatOutOfRange(t *testing.T) {
 	}
 	expectRows(t, db, "SELECT * FROM f ORDER BY id", "1,2.5,1.5")
 }
+
+// An error about a huge value reaches the client as an error of at most 512 bytes, as MySQL's
+// would: go-mysql-server quotes the whole value, and a 20 MB error packet lost the connection.
+func TestHugeValueError(t *testing.T) {
+	w := startWriter(t)
+	mustExec(t, w.db(""), "CREATE DATABASE bench")
+	db := w.db("bench")
+	mustExec(t, db, "CREATE TABLE h (id INT PRIMARY KEY, s VARCHAR(5), b BLOB)")
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{
+		"INSERT INTO h VALUES (1, REPEAT('x', 20000000), NULL)",
+		"INSERT INTO h VALUES (1, NULL, REPEAT('y', 20000000))",
+	} {
+		_, err := conn.ExecContext(context.Background(), q)
+		if errCode(err) == 0 || len(errString(err)) > 600 {
+			t.Fatalf("%s: error of %d bytes, want a MySQL error of at most 512: %.200v", q, len(errString(err)), err)
+		}
+	}
+	var n int
+	if err := conn.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM h").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("connection after the errors: %d rows, %v", n, err)
+	}
+}

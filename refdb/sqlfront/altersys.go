@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	gmssql "github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/dolthub/vitess/go/sqltypes"
 	querypb "github.com/dolthub/vitess/go/vt/proto/query"
@@ -312,10 +314,33 @@ func (f *Frontend) dropAfterStatement(id uint32) { f.dropConns.Store(id, struct{
 // lost connection (outcome unknown) instead of the statement's error (a definite failure).
 func (h *systemHandler) after(c *mysql.Conn, err error) error {
 	if _, drop := h.fe.dropConns.LoadAndDelete(c.ConnectionID); drop {
-		h.fe.log.Warn("commit outcome unknown: closing the client connection", "conn", c.ConnectionID, "err", err)
+		h.fe.log.Warn("commit outcome unknown: closing the client connection", "conn", c.ConnectionID, "err", limitErrorMessage(err))
 		c.Close()
 	}
-	return err
+	return limitErrorMessage(err)
+}
+
+// maxErrorMessage is MySQL's bound on an error message (MYSQL_ERRMSG_SIZE).
+const maxErrorMessage = 512
+
+// limitErrorMessage shortens an error's message to what MySQL would send. go-mysql-server
+// quotes whole values in some messages ("string '<20 MB of x>' is too large for column"), and
+// an error packet larger than the client's max_allowed_packet loses the connection instead of
+// reporting the error.
+func limitErrorMessage(err error) error {
+	if err == nil || len(err.Error()) <= maxErrorMessage {
+		return err
+	}
+	se := gmssql.CastSQLError(err)
+	msg := se.Message
+	if len(msg) > maxErrorMessage {
+		cut := maxErrorMessage - 3
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "..."
+	}
+	return mysql.NewSQLError(se.Num, se.State, "%s", msg)
 }
 
 // recoverStatement turns a panic while handling a statement into an error, logged with its
@@ -412,6 +437,7 @@ func (h *systemHandler) ComPrepare(ctx context.Context, c *mysql.Conn, query str
 	fields, err = h.Handler.ComPrepare(ctx, c, query, prepare)
 	switch {
 	case err != nil:
+		err = limitErrorMessage(err)
 	case len(fields) > 0:
 		if pg := parsePointGet(query); pg != nil && h.fe.resolvePointGet(ctx, c, pg, query) {
 			pg.fields = fields
