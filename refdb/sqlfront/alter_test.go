@@ -137,20 +137,11 @@ func TestAlterTableColumns(t *testing.T) {
 // one fails with error 1264 on both the planned path and the prepared point-write fast path,
 // changes nothing, and the connection keeps working.
 func TestFloatOutOfRange(t *testing.T) {
-	w := startWriter(t)
-	mustExec(t, w.db(""), "CREATE DATABASE bench")
-	db := w.db("bench")
-	mustExec(t, db, "CREATE TABLE f (id INT PRIMARY KEY, d DOUBLE, r FLOAT)")
-	mustExec(t, db, "INSERT INTO f VALUES (1, 2.5, 1.5)")
-	for _, q := range []string{
+	db := benchDB(t, "CREATE TABLE f (id INT PRIMARY KEY, d DOUBLE, r FLOAT)", "INSERT INTO f VALUES (1, 2.5, 1.5)")
+	expectCode(t, db, 1264,
 		"INSERT INTO f VALUES (2, 1e308 * 10, 0)",
 		"INSERT INTO f VALUES (3, -1e308 * 10, 0)",
-		"UPDATE f SET d = d * 1e308 * 1e308 WHERE id = 1",
-	} {
-		if _, err := db.Exec(q); errCode(err) != 1264 {
-			t.Errorf("%s: %v, want error 1264", q, err)
-		}
-	}
+		"UPDATE f SET d = d * 1e308 * 1e308 WHERE id = 1")
 	// As arguments of prepared statements (go-mysql-server's planner panics on them): the
 	// point-write fast path, the planned path and a read; the connection stays usable.
 	conn, err := db.Conn(context.Background())
@@ -175,10 +166,7 @@ func TestFloatOutOfRange(t *testing.T) {
 // An error about a huge value reaches the client as an error of at most 512 bytes, as MySQL's
 // would: go-mysql-server quotes the whole value, and a 20 MB error packet lost the connection.
 func TestHugeValueError(t *testing.T) {
-	w := startWriter(t)
-	mustExec(t, w.db(""), "CREATE DATABASE bench")
-	db := w.db("bench")
-	mustExec(t, db, "CREATE TABLE h (id INT PRIMARY KEY, s VARCHAR(5), b BLOB)")
+	db := benchDB(t, "CREATE TABLE h (id INT PRIMARY KEY, s VARCHAR(5), b BLOB)")
 	conn, err := db.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -196,5 +184,63 @@ func TestHugeValueError(t *testing.T) {
 	var n int
 	if err := conn.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM h").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("connection after the errors: %d rows, %v", n, err)
+	}
+}
+
+// UPDATE refuses a value out of its column's range with 1264, as MySQL and MariaDB do in
+// their default strict mode; go-mysql-server alone stored -1 in an INT UNSIGNED as
+// 4294967295 and 300 in a TINYINT as 127. Text and prepared statements (the point-write fast
+// path included) agree; UPDATE IGNORE still clamps, as in MySQL.
+func TestUpdateOutOfRange(t *testing.T) {
+	db := benchDB(t, "CREATE TABLE r (id INT PRIMARY KEY, u INT UNSIGNED, k INT NOT NULL, t TINYINT, f FLOAT)",
+		"INSERT INTO r VALUES (1, 5, 10, 1, 1.5)")
+	expectCode(t, db, 1264,
+		"UPDATE r SET u = -1 WHERE id = 1",
+		"UPDATE r SET k = k + 2147483648 WHERE id = 1",
+		"UPDATE r SET t = 300 WHERE id = 1",
+		"UPDATE r SET t = t + 200 WHERE id = 1",
+		"UPDATE r SET t = 2, u = -5 WHERE id = 1",
+		"UPDATE r SET f = 1e300 WHERE id = 1",
+		"UPDATE r SET u = u - 6")
+	for _, c := range []struct {
+		q    string
+		args []any
+	}{
+		{"UPDATE r SET u = ? WHERE id = ?", []any{-1, 1}},
+		{"UPDATE r SET k = k + ? WHERE id = ?", []any{int64(1) << 40, 1}},
+		{"UPDATE r SET t = ? WHERE id = ?", []any{300, 1}},
+		{"UPDATE r SET t = t * ? WHERE id = ?", []any{1000, 1}},
+		{"UPDATE r SET u = ? WHERE id = ?", []any{uint64(1) << 40, 1}},
+		{"UPDATE r SET u = ? WHERE id = ?", []any{uint64(math.MaxUint64), 1}},
+	} {
+		if _, err := db.Exec(c.q, c.args...); errCode(err) != 1264 {
+			t.Errorf("%s %v: %v, want error 1264", c.q, c.args, err)
+		}
+	}
+	expectRows(t, db, "SELECT * FROM r", "1,5,10,1,1.5")
+	mustExec(t, db, "UPDATE r SET t = 127, u = 4294967295 WHERE id = 1")
+	mustExec(t, db, "UPDATE IGNORE r SET k = 3000000000 WHERE id = 1")
+	expectRows(t, db, "SELECT * FROM r", "1,4294967295,2147483647,127,1.5")
+}
+
+// benchDB starts a writer with database bench and runs setup statements in it.
+func benchDB(t *testing.T, setup ...string) *sql.DB {
+	t.Helper()
+	w := startWriter(t)
+	mustExec(t, w.db(""), "CREATE DATABASE bench")
+	db := w.db("bench")
+	for _, q := range setup {
+		mustExec(t, db, q)
+	}
+	return db
+}
+
+// expectCode runs each text statement and expects MySQL error code.
+func expectCode(t *testing.T, db *sql.DB, code uint16, queries ...string) {
+	t.Helper()
+	for _, q := range queries {
+		if _, err := db.Exec(q); errCode(err) != code {
+			t.Errorf("%s: %v, want error %d", q, err, code)
+		}
 	}
 }

@@ -131,6 +131,7 @@ func New(cfg Config) (*Frontend, error) {
 		"innodb_lock_wait_timeout": secs}); err != nil {
 		return nil, fmt.Errorf("sqlfront: system variables: %w", err)
 	}
+	enableStrictUpdates()
 	f.gms = sqle.NewDefault(&Provider{fe: f})
 	cat := f.gms.Analyzer.Catalog
 	ed := cat.MySQLDb.Editor()

@@ -336,7 +336,7 @@ func (pw *pointWrite) expressions(ctx *sql.Context, m *tableMeta, prep *mysql.Pr
 		case sqlparser.MinusStr:
 			val = expression.NewMinus(getField(a.src), lit)
 		}
-		exprs = append(exprs, expression.NewSetField(getField(a.col), val))
+		exprs = append(exprs, strictSet(expression.NewSetField(getField(a.col), val)))
 	}
 	return exprs, true
 }

@@ -1,0 +1,173 @@
+package sqlfront
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"sync"
+
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/analyzer"
+	"github.com/dolthub/go-mysql-server/sql/expression"
+	"github.com/dolthub/go-mysql-server/sql/plan"
+	"github.com/dolthub/go-mysql-server/sql/transform"
+	"github.com/dolthub/vitess/go/vt/proto/query"
+	"github.com/shopspring/decimal"
+)
+
+// Strict UPDATE assignments. go-mysql-server v0.20's SetField converts the assigned value to
+// the column's type and ignores the "out of range" the conversion reports, so
+// `UPDATE t SET u = -1` on an INT UNSIGNED column stored 4294967295, and a TINYINT set to 300
+// stored 127, without an error. MySQL and MariaDB in their default strict mode
+// (STRICT_TRANS_TABLES, which refdb reports too) refuse the statement with error 1264. Its
+// INSERT path already checks the range. UPDATE IGNORE keeps the clamping, as MySQL does.
+
+// strictSetField is a SetField that fails on a value out of its column's range.
+type strictSetField struct {
+	*expression.SetField
+}
+
+func strictSet(e sql.Expression) sql.Expression {
+	if sf, ok := e.(*expression.SetField); ok {
+		return &strictSetField{SetField: sf}
+	}
+	return e
+}
+
+// Eval is SetField.Eval with the range check it leaves out.
+func (s *strictSetField) Eval(ctx *sql.Context, row sql.Row) (any, error) {
+	gf, ok := s.LeftChild.(*expression.GetField)
+	if !ok {
+		return s.SetField.Eval(ctx, row)
+	}
+	val, err := s.RightChild.Eval(ctx, row)
+	if err != nil {
+		return nil, err
+	}
+	if val != nil {
+		_, inRange, err := gf.Type().Convert(ctx, val)
+		if err == nil && (inRange == sql.OutOfRange || outOfIntRange(gf.Type(), val)) {
+			return nil, sqlErr(1264, "22003", fmt.Sprintf("Out of range value for column '%s' at row 1", gf.Name())) // ER_WARN_DATA_OUT_OF_RANGE
+		}
+	}
+	// The value is in range: SetField converts and assigns it. RightChild is evaluated once
+	// more, so a non-deterministic value (RAND()) is checked on one draw and stored from
+	// another; both draws come from the same expression, whose range is the same.
+	return s.SetField.Eval(ctx, row)
+}
+
+func (s *strictSetField) WithChildren(children ...sql.Expression) (sql.Expression, error) {
+	e, err := s.SetField.WithChildren(children...)
+	if err != nil {
+		return nil, err
+	}
+	return strictSet(e), nil
+}
+
+// strictUpdateRule is the id of the analyzer rule that makes UPDATE assignments strict; it is
+// outside go-mysql-server's own ids.
+const strictUpdateRule analyzer.RuleId = 1 << 20
+
+var strictOnce sync.Once
+
+// enableStrictUpdates adds strictUpdates to go-mysql-server's once-after-all rules, the one
+// batch every UPDATE goes through: a single-table UPDATE runs a fixed list of batches
+// (analyzer.getBatchesForNode) that skips rules added to an analyzer's builder, but reads
+// the package's OnceAfterAll list each time. It must run before the first analyzer is built,
+// which copies that list for full analyses.
+func enableStrictUpdates() {
+	strictOnce.Do(func() {
+		analyzer.OnceAfterAll = append(analyzer.OnceAfterAll, analyzer.Rule{Id: strictUpdateRule, Apply: strictUpdates})
+	})
+}
+
+// strictUpdates is an analyzer rule: every assignment of an UPDATE without IGNORE becomes a
+// strictSetField.
+func strictUpdates(_ *sql.Context, _ *analyzer.Analyzer, n sql.Node, _ *plan.Scope, _ analyzer.RuleSelector, _ *sql.QueryFlags) (sql.Node, transform.TreeIdentity, error) {
+	return transform.Node(n, func(n sql.Node) (sql.Node, transform.TreeIdentity, error) {
+		us, ok := n.(*plan.UpdateSource)
+		if !ok || us.Ignore {
+			return n, transform.SameTree, nil
+		}
+		changed := false
+		exprs := make([]sql.Expression, len(us.UpdateExprs))
+		for i, e := range us.UpdateExprs {
+			exprs[i] = strictSet(e)
+			changed = changed || exprs[i] != e
+		}
+		if !changed {
+			return n, transform.SameTree, nil
+		}
+		out, err := us.WithExpressions(exprs...)
+		if err != nil {
+			return nil, transform.SameTree, err
+		}
+		return out, transform.NewTree, nil
+	})
+}
+
+// intBounds are the integer column types' ranges.
+var intBounds = map[query.Type][2]*big.Int{
+	query.Type_INT8:   {big.NewInt(math.MinInt8), big.NewInt(math.MaxInt8)},
+	query.Type_UINT8:  {big.NewInt(0), big.NewInt(math.MaxUint8)},
+	query.Type_INT16:  {big.NewInt(math.MinInt16), big.NewInt(math.MaxInt16)},
+	query.Type_UINT16: {big.NewInt(0), big.NewInt(math.MaxUint16)},
+	query.Type_INT24:  {big.NewInt(-1 << 23), big.NewInt(1<<23 - 1)},
+	query.Type_UINT24: {big.NewInt(0), big.NewInt(1<<24 - 1)},
+	query.Type_INT32:  {big.NewInt(math.MinInt32), big.NewInt(math.MaxInt32)},
+	query.Type_UINT32: {big.NewInt(0), big.NewInt(math.MaxUint32)},
+	query.Type_INT64:  {big.NewInt(math.MinInt64), big.NewInt(math.MaxInt64)},
+	query.Type_UINT64: {big.NewInt(0), new(big.Int).SetUint64(math.MaxUint64)},
+}
+
+// outOfIntRange reports whether numeric v lies outside integer column type typ. The
+// conversion's own report is not enough: go-mysql-server v0.20 converts a uint64 to a
+// narrower unsigned type by truncating it and calls that in range (1<<40 became 0 in an INT
+// UNSIGNED).
+func outOfIntRange(typ sql.Type, v any) bool {
+	b, ok := intBounds[typ.Type()]
+	if !ok {
+		return false
+	}
+	var x *big.Int
+	switch n := v.(type) {
+	case int:
+		x = big.NewInt(int64(n))
+	case int8:
+		x = big.NewInt(int64(n))
+	case int16:
+		x = big.NewInt(int64(n))
+	case int32:
+		x = big.NewInt(int64(n))
+	case int64:
+		x = big.NewInt(n)
+	case uint:
+		x = new(big.Int).SetUint64(uint64(n))
+	case uint8:
+		x = new(big.Int).SetUint64(uint64(n))
+	case uint16:
+		x = new(big.Int).SetUint64(uint64(n))
+	case uint32:
+		x = new(big.Int).SetUint64(uint64(n))
+	case uint64:
+		x = new(big.Int).SetUint64(n)
+	case float32:
+		return floatOutOf(float64(n), b)
+	case float64:
+		return floatOutOf(n, b)
+	case decimal.Decimal:
+		x = n.Round(0).BigInt()
+	default:
+		return false // strings and the rest: the conversion reports them
+	}
+	return x.Cmp(b[0]) < 0 || x.Cmp(b[1]) > 0
+}
+
+// floatOutOf reports whether f, rounded as MySQL rounds it into an integer column, is outside b.
+func floatOutOf(f float64, b [2]*big.Int) bool {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return true
+	}
+	x, _ := new(big.Float).SetFloat64(math.Round(f)).Int(nil)
+	return x.Cmp(b[0]) < 0 || x.Cmp(b[1]) > 0
+}
