@@ -217,6 +217,15 @@ func TestUpdateOutOfRange(t *testing.T) {
 			t.Errorf("%s %v: %v, want error 1264", c.q, c.args, err)
 		}
 	}
+	// INSERT checks the range itself, except for a uint64 it truncates.
+	for _, v := range []any{uint64(math.MaxUint64), uint64(1) << 40, int64(-1)} {
+		if _, err := db.Exec("INSERT INTO r (id, u, k) VALUES (?, ?, 1)", 2, v); errCode(err) == 0 {
+			t.Errorf("INSERT of %v into INT UNSIGNED succeeded", v)
+		}
+	}
+	expectCode(t, db, 1264, "INSERT INTO r (id, u, k) VALUES (3, 18446744073709551615, 1)")
+	mustExec(t, db, "INSERT IGNORE INTO r (id, u, k) VALUES (4, 18446744073709551615, 1)")
+	mustExec(t, db, "DELETE FROM r WHERE id = 4")
 	expectRows(t, db, "SELECT * FROM r", "1,5,10,1,1.5")
 	mustExec(t, db, "UPDATE r SET t = 127, u = 4294967295 WHERE id = 1")
 	mustExec(t, db, "UPDATE IGNORE r SET k = 3000000000 WHERE id = 1")

@@ -82,9 +82,12 @@ func enableStrictUpdates() {
 }
 
 // strictUpdates is an analyzer rule: every assignment of an UPDATE without IGNORE becomes a
-// strictSetField.
+// strictSetField, and an INSERT without IGNORE has its literal values range-checked.
 func strictUpdates(_ *sql.Context, _ *analyzer.Analyzer, n sql.Node, _ *plan.Scope, _ analyzer.RuleSelector, _ *sql.QueryFlags) (sql.Node, transform.TreeIdentity, error) {
 	return transform.Node(n, func(n sql.Node) (sql.Node, transform.TreeIdentity, error) {
+		if ins, ok := n.(*plan.InsertInto); ok {
+			return n, transform.SameTree, checkInsertLiterals(ins)
+		}
 		us, ok := n.(*plan.UpdateSource)
 		if !ok || us.Ignore {
 			return n, transform.SameTree, nil
@@ -104,6 +107,51 @@ func strictUpdates(_ *sql.Context, _ *analyzer.Analyzer, n sql.Node, _ *plan.Sco
 		}
 		return out, transform.NewTree, nil
 	})
+}
+
+// checkInsertLiterals refuses an INSERT (without IGNORE) of a literal value outside its
+// integer column's range. go-mysql-server's insert checks the range through the same
+// conversion, which calls a truncated uint64 in range: 2^64-1 went into an INT UNSIGNED as
+// 4294967295.
+func checkInsertLiterals(ins *plan.InsertInto) error {
+	if ins.Ignore {
+		return nil
+	}
+	var vals *plan.Values
+	transform.Inspect(ins.Source, func(n sql.Node) bool {
+		if v, ok := n.(*plan.Values); ok && vals == nil {
+			vals = v
+		}
+		return vals == nil
+	})
+	if vals == nil {
+		return nil
+	}
+	sch := ins.Destination.Schema()
+	cols := make([]*sql.Column, 0, len(sch))
+	if len(ins.ColumnNames) == 0 {
+		cols = append(cols, sch...)
+	} else {
+		for _, name := range ins.ColumnNames {
+			i := sch.IndexOfColName(name)
+			if i < 0 {
+				return nil // go-mysql-server reports an unknown column itself
+			}
+			cols = append(cols, sch[i])
+		}
+	}
+	for r, tuple := range vals.ExpressionTuples {
+		for i, e := range tuple {
+			lit, ok := e.(*expression.Literal)
+			if !ok || i >= len(cols) || lit.Value() == nil {
+				continue
+			}
+			if outOfIntRange(cols[i].Type, lit.Value()) {
+				return sqlErr(1264, "22003", fmt.Sprintf("Out of range value for column '%s' at row %d", cols[i].Name, r+1)) // ER_WARN_DATA_OUT_OF_RANGE
+			}
+		}
+	}
+	return nil
 }
 
 // intBounds are the integer column types' ranges.
