@@ -124,8 +124,8 @@ func Start(s Spec) (*Process, error) {
 }
 
 // Run starts the process and waits for it to exit. A non-zero exit is an
-// error carrying the last lines of the log. If ctx ends first the process
-// group is killed.
+// error carrying the log's last error line (or its last line, when none says
+// ERROR), and the log's path. If ctx ends first the process group is killed.
 func Run(ctx context.Context, s Spec) error {
 	logFrom := LogSize(s.LogPath)
 	p, err := Start(s)
@@ -138,8 +138,11 @@ func Run(ctx context.Context, s Spec) error {
 			return fmt.Errorf("%s: %w", s.Path, ctx.Err())
 		}
 		if s.LogPath != "" {
-			if tail := LastLine(s.LogPath, logFrom); tail != "" {
-				return fmt.Errorf("%s: %v: %s", s.Path, err, tail)
+			// mariadb-install-db, for one, ends its failure output with "Please
+			// report any problems at https://mariadb.org/jira": the cause is the
+			// last [ERROR] line above it.
+			if tail := LastLine(s.LogPath, logFrom, "[ERROR]", "ERROR", "FATAL", ""); tail != "" {
+				return fmt.Errorf("%s: %v: %s (log: %s)", s.Path, err, tail, s.LogPath)
 			}
 		}
 		return fmt.Errorf("%s: %w", s.Path, err)

@@ -124,6 +124,12 @@ func TestRunReportsFailure(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the cause") {
 		t.Fatalf("got %v", err)
 	}
+	// An error line wins over a trailing boilerplate line, as mariadb-install-db prints.
+	err = Run(context.Background(), Spec{Path: "/bin/sh", Args: []string{"-c", "echo '[ERROR] the real cause'; echo 'report problems at https://example.org'; exit 1"},
+		LogPath: filepath.Join(dir, "log2")})
+	if err == nil || !strings.Contains(err.Error(), "the real cause") || !strings.Contains(err.Error(), "log2") {
+		t.Fatalf("got %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := Run(ctx, Spec{Path: "/bin/sleep", Args: []string{"100"}}); !errors.Is(err, context.DeadlineExceeded) {
