@@ -55,9 +55,7 @@ func expectRows(t *testing.T, db *sql.DB, q string, want ...string) {
 // narrow with an out-of-range value, NULL -> NOT NULL with a NULL present), CHANGE/RENAME
 // COLUMN (index keeps working), ADD/DROP INDEX; the changes survive a writer restart.
 func TestAlterTableColumns(t *testing.T) {
-	w := startWriter(t)
-	mustExec(t, w.db(""), "CREATE DATABASE bench")
-	db := w.db("bench")
+	w, db := benchWriter(t)
 	mustExec(t, db, "CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(20), INDEX kx (k))")
 	for i := 1; i <= 50; i++ {
 		mustExec(t, db, "INSERT INTO t VALUES (?, ?, ?)", i, i%5, fmt.Sprintf("c%d", i))
@@ -232,8 +230,8 @@ func TestUpdateOutOfRange(t *testing.T) {
 	expectRows(t, db, "SELECT * FROM r", "1,4294967295,2147483647,127,1.5")
 }
 
-// benchDB starts a writer with database bench and runs setup statements in it.
-func benchDB(t *testing.T, setup ...string) *sql.DB {
+// benchWriter starts a writer with database bench and runs setup statements in it.
+func benchWriter(t *testing.T, setup ...string) (*writer, *sql.DB) {
 	t.Helper()
 	w := startWriter(t)
 	mustExec(t, w.db(""), "CREATE DATABASE bench")
@@ -241,6 +239,13 @@ func benchDB(t *testing.T, setup ...string) *sql.DB {
 	for _, q := range setup {
 		mustExec(t, db, q)
 	}
+	return w, db
+}
+
+// benchDB is benchWriter for a test that needs only the database.
+func benchDB(t *testing.T, setup ...string) *sql.DB {
+	t.Helper()
+	_, db := benchWriter(t, setup...)
 	return db
 }
 

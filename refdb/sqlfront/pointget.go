@@ -327,7 +327,6 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 		return true, err
 	}
 	defer end()
-	sqlCtx.ClearWarnings()
 	sql.IncrementStatusVariable(sqlCtx, "Com_select", 1)
 	if empty {
 		return true, f.sendPointRow(sqlCtx, callback, pg, nil)

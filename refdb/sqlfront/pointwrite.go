@@ -267,7 +267,6 @@ func (f *Frontend) execPointWrite(ctx context.Context, c *mysql.Conn, pw *pointW
 		sqlCtx.SetTransaction(ntx)
 		tx = ntx.(*Transaction)
 	}
-	sqlCtx.ClearWarnings()
 	var res *sqltypes.Result
 	if pw.delete {
 		sql.IncrementStatusVariable(sqlCtx, "Com_delete", 1)

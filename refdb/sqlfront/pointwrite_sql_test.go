@@ -19,9 +19,7 @@ import (
 // same bound arguments. Results, errors, session state and the final contents (through the
 // primary and the secondary indexes) must be the same.
 func TestPointWrites(t *testing.T) {
-	w := startWriter(t)
-	mustExec(t, w.db(""), "CREATE DATABASE bench")
-	db := w.db("bench")
+	w, db := benchWriter(t)
 	ctx := w.ctx
 	for _, tbl := range []string{"pwa", "pwb"} {
 		mustExec(t, db, "CREATE TABLE "+tbl+` (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, Name VARCHAR(5) NOT NULL,

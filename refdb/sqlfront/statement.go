@@ -24,7 +24,8 @@ func (f *Frontend) statementSession(ctx context.Context, c *mysql.Conn, query st
 
 // beginStatement makes the statement ours as the handler would: it shows in SHOW
 // PROCESSLIST, KILL QUERY and max_execution_time reach it, the session's command lifecycle
-// runs around it, and it counts in Questions and in runs. Call end once it is done.
+// runs around it, it starts with no warnings, and it counts in Questions and in runs. Call
+// end once it is done.
 func beginStatement(sqlCtx *sql.Context, sess *Session, query string, runs *atomic.Uint64) (_ *sql.Context, end func(), err error) {
 	sqlCtx, err = sqlCtx.ProcessList.BeginQuery(sqlCtx, query)
 	if err != nil {
@@ -34,6 +35,7 @@ func beginStatement(sqlCtx *sql.Context, sess *Session, query string, runs *atom
 		sqlCtx.ProcessList.EndQuery(sqlCtx)
 		return nil, nil, err
 	}
+	sqlCtx.ClearWarnings()
 	runs.Add(1)
 	sql.IncrementStatusVariable(sqlCtx, "Questions", 1)
 	return sqlCtx, func() {

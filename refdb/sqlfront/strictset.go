@@ -50,10 +50,9 @@ func (s *strictSetField) Eval(ctx *sql.Context, row sql.Row) (any, error) {
 			return nil, sqlErr(1264, "22003", fmt.Sprintf("Out of range value for column '%s' at row 1", gf.Name())) // ER_WARN_DATA_OUT_OF_RANGE
 		}
 	}
-	// The value is in range: SetField converts and assigns it. RightChild is evaluated once
-	// more, so a non-deterministic value (RAND()) is checked on one draw and stored from
-	// another; both draws come from the same expression, whose range is the same.
-	return s.SetField.Eval(ctx, row)
+	// In range: SetField converts and assigns the value already computed, so the right side
+	// (RAND(), say) is evaluated once and what is checked is what is stored.
+	return expression.NewSetField(gf, expression.NewLiteral(val, s.RightChild.Type())).Eval(ctx, row)
 }
 
 func (s *strictSetField) WithChildren(children ...sql.Expression) (sql.Expression, error) {
@@ -155,67 +154,74 @@ func checkInsertLiterals(ins *plan.InsertInto) error {
 }
 
 // intBounds are the integer column types' ranges.
-var intBounds = map[query.Type][2]*big.Int{
-	query.Type_INT8:   {big.NewInt(math.MinInt8), big.NewInt(math.MaxInt8)},
-	query.Type_UINT8:  {big.NewInt(0), big.NewInt(math.MaxUint8)},
-	query.Type_INT16:  {big.NewInt(math.MinInt16), big.NewInt(math.MaxInt16)},
-	query.Type_UINT16: {big.NewInt(0), big.NewInt(math.MaxUint16)},
-	query.Type_INT24:  {big.NewInt(-1 << 23), big.NewInt(1<<23 - 1)},
-	query.Type_UINT24: {big.NewInt(0), big.NewInt(1<<24 - 1)},
-	query.Type_INT32:  {big.NewInt(math.MinInt32), big.NewInt(math.MaxInt32)},
-	query.Type_UINT32: {big.NewInt(0), big.NewInt(math.MaxUint32)},
-	query.Type_INT64:  {big.NewInt(math.MinInt64), big.NewInt(math.MaxInt64)},
-	query.Type_UINT64: {big.NewInt(0), new(big.Int).SetUint64(math.MaxUint64)},
+var intBounds = map[query.Type]struct {
+	min int64
+	max uint64
+}{
+	query.Type_INT8:   {math.MinInt8, math.MaxInt8},
+	query.Type_UINT8:  {0, math.MaxUint8},
+	query.Type_INT16:  {math.MinInt16, math.MaxInt16},
+	query.Type_UINT16: {0, math.MaxUint16},
+	query.Type_INT24:  {-1 << 23, 1<<23 - 1},
+	query.Type_UINT24: {0, 1<<24 - 1},
+	query.Type_INT32:  {math.MinInt32, math.MaxInt32},
+	query.Type_UINT32: {0, math.MaxUint32},
+	query.Type_INT64:  {math.MinInt64, math.MaxInt64},
+	query.Type_UINT64: {0, math.MaxUint64},
 }
 
 // outOfIntRange reports whether numeric v lies outside integer column type typ. The
 // conversion's own report is not enough: go-mysql-server v0.20 converts a uint64 to a
 // narrower unsigned type by truncating it and calls that in range (1<<40 became 0 in an INT
-// UNSIGNED).
+// UNSIGNED). It runs for every assigned value, so integers compare without allocating.
 func outOfIntRange(typ sql.Type, v any) bool {
 	b, ok := intBounds[typ.Type()]
 	if !ok {
 		return false
 	}
-	var x *big.Int
+	signed := func(x int64) bool { return x < b.min || (x > 0 && uint64(x) > b.max) }
+	unsigned := func(x uint64) bool { return x > b.max }
 	switch n := v.(type) {
 	case int:
-		x = big.NewInt(int64(n))
+		return signed(int64(n))
 	case int8:
-		x = big.NewInt(int64(n))
+		return signed(int64(n))
 	case int16:
-		x = big.NewInt(int64(n))
+		return signed(int64(n))
 	case int32:
-		x = big.NewInt(int64(n))
+		return signed(int64(n))
 	case int64:
-		x = big.NewInt(n)
+		return signed(n)
 	case uint:
-		x = new(big.Int).SetUint64(uint64(n))
+		return unsigned(uint64(n))
 	case uint8:
-		x = new(big.Int).SetUint64(uint64(n))
+		return unsigned(uint64(n))
 	case uint16:
-		x = new(big.Int).SetUint64(uint64(n))
+		return unsigned(uint64(n))
 	case uint32:
-		x = new(big.Int).SetUint64(uint64(n))
+		return unsigned(uint64(n))
 	case uint64:
-		x = new(big.Int).SetUint64(n)
+		return unsigned(n)
 	case float32:
-		return floatOutOf(float64(n), b)
+		return floatOutOf(float64(n), b.min, b.max)
 	case float64:
-		return floatOutOf(n, b)
+		return floatOutOf(n, b.min, b.max)
 	case decimal.Decimal:
-		x = n.Round(0).BigInt()
-	default:
-		return false // strings and the rest: the conversion reports them
+		r := n.Round(0)
+		return r.LessThan(decimal.NewFromInt(b.min)) || r.GreaterThan(decimal.NewFromBigInt(new(big.Int).SetUint64(b.max), 0))
 	}
-	return x.Cmp(b[0]) < 0 || x.Cmp(b[1]) > 0
+	return false // strings and the rest: the conversion reports them
 }
 
-// floatOutOf reports whether f, rounded as MySQL rounds it into an integer column, is outside b.
-func floatOutOf(f float64, b [2]*big.Int) bool {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
+// floatOutOf reports whether f, rounded as MySQL rounds it into an integer column, is outside
+// [min, max].
+func floatOutOf(f float64, min int64, max uint64) bool {
+	if math.IsNaN(f) {
 		return true
 	}
-	x, _ := new(big.Float).SetFloat64(math.Round(f)).Int(nil)
-	return x.Cmp(b[0]) < 0 || x.Cmp(b[1]) > 0
+	r, hi := math.Round(f), float64(max)
+	if max >= 1<<53 { // hi rounded up to 2^63 or 2^64, itself out of range
+		return r < float64(min) || r >= hi
+	}
+	return r < float64(min) || r > hi
 }

@@ -60,7 +60,6 @@ func (f *Frontend) execTxnControl(ctx context.Context, c *mysql.Conn, kind txnCo
 		return true, err
 	}
 	defer end()
-	sqlCtx.ClearWarnings()
 	if cur := sqlCtx.GetTransaction(); cur != nil {
 		if err := sess.CommitTransaction(sqlCtx, cur); err != nil {
 			return true, sql.CastSQLError(err)

@@ -13,9 +13,7 @@ import (
 // path declines; what a third connection sees after every step, the statements' results,
 // ROW_COUNT() and @@autocommit must be the same, and the fast path must have run.
 func TestTxnControl(t *testing.T) {
-	w := startWriter(t)
-	mustExec(t, w.db(""), "CREATE DATABASE bench")
-	db := w.db("bench")
+	w, db := benchWriter(t)
 	ctx := w.ctx
 	for _, tbl := range []string{"tca", "tcb"} {
 		mustExec(t, db, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v INT)")
