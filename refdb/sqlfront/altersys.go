@@ -395,6 +395,11 @@ func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepa
 			return err
 		}
 	}
+	if rs := h.fe.ranges.get(prepare); rs != nil {
+		if handled, err := h.fe.execRangeScan(ctx, c, rs, prepare, callback); handled {
+			return err
+		}
+	}
 	if pw := h.fe.writes.get(prepare); pw != nil {
 		if handled, err := h.fe.execPointWrite(ctx, c, pw, prepare, callback); handled {
 			return h.after(c, err)
@@ -442,6 +447,9 @@ func (h *systemHandler) ComPrepare(ctx context.Context, c *mysql.Conn, query str
 		if pg := parsePointGet(query); pg != nil && h.fe.resolvePointGet(ctx, c, pg, query) {
 			pg.fields = fields
 			h.fe.points.add(prepare, pg)
+		} else if rs := parseRangeScan(query); rs != nil && h.fe.resolveRangeScan(ctx, c, rs, query) {
+			rs.fields = fields
+			h.fe.ranges.add(prepare, rs)
 		}
 	default:
 		if pw := parsePointWrite(query); pw != nil && h.fe.resolvePointWrite(ctx, c, pw, query) {

@@ -77,6 +77,10 @@ type Frontend struct {
 	// counts the executions.
 	points    preparedPlans[pointGet]
 	pointsRun atomic.Uint64
+	// ranges are the prepared statements executed as primary-key range scans (rangescan.go);
+	// rangesRun counts the executions.
+	ranges    preparedPlans[rangeScan]
+	rangesRun atomic.Uint64
 	// writes are the prepared statements executed as point writes (pointwrite.go); writesRun
 	// counts the executions.
 	writes    preparedPlans[pointWrite]
@@ -131,7 +135,7 @@ func New(cfg Config) (*Frontend, error) {
 		"innodb_lock_wait_timeout": secs}); err != nil {
 		return nil, fmt.Errorf("sqlfront: system variables: %w", err)
 	}
-	enableStrictUpdates()
+	enableRules()
 	f.gms = sqle.NewDefault(&Provider{fe: f})
 	cat := f.gms.Analyzer.Catalog
 	ed := cat.MySQLDb.Editor()
@@ -171,6 +175,10 @@ func (f *Frontend) Addr() string { return f.ln.Addr().String() }
 
 // PointGets is how many prepared statements were executed as point gets (see pointget.go).
 func (f *Frontend) PointGets() uint64 { return f.pointsRun.Load() }
+
+// RangeScans is how many prepared statements were executed as primary-key range scans (see
+// rangescan.go).
+func (f *Frontend) RangeScans() uint64 { return f.rangesRun.Load() }
 
 // PointWrites is how many prepared statements were executed as point writes (see
 // pointwrite.go).

@@ -84,50 +84,70 @@ func (p *preparedPlans[T]) get(prep *mysql.PrepareData) *T {
 
 // parsePointGet returns the point-get plan of query, or nil when it has another shape.
 func parsePointGet(query string) *pointGet {
-	// Cheap pre-check: most statements are not SELECTs with a WHERE.
-	if len(query) < 6 || !strings.EqualFold(query[:6], "select") {
+	sel, head, qualifierOK := parseSimpleSelect(query)
+	if sel == nil || sel.OrderBy != nil || sel.Limit != nil {
 		return nil
 	}
-	stmt, err := sqlparser.Parse(query)
-	if err != nil {
-		return nil
-	}
-	sel, ok := stmt.(*sqlparser.Select)
-	if !ok || sel.With != nil || sel.GroupBy != nil || sel.Having != nil || sel.Window != nil || sel.OrderBy != nil ||
-		sel.Limit != nil || sel.Lock != "" || sel.Into != nil || sel.Where == nil || sel.Where.Type != sqlparser.WhereStr ||
-		sel.QueryOpts != (sqlparser.QueryOpts{}) || len(sel.From) != 1 {
-		return nil
-	}
-	from, ok := sel.From[0].(*sqlparser.AliasedTableExpr)
-	if !ok || from.Partitions != nil || from.Hints != nil || from.AsOf != nil || from.Lateral {
-		return nil
-	}
-	tn, ok := from.Expr.(sqlparser.TableName)
-	if !ok || !tn.SchemaQualifier.IsEmpty() {
-		return nil
-	}
-	pg := &pointGet{db: tn.DbQualifier.String(), table: tn.Name.String()}
-	qualifierOK := columnQualifier(pg.db, pg.table, from.As.String())
-	for _, se := range sel.SelectExprs {
-		switch e := se.(type) {
-		case *sqlparser.StarExpr:
-			if len(sel.SelectExprs) != 1 || !e.TableName.IsEmpty() {
-				return nil
-			}
-		case *sqlparser.AliasedExpr:
-			c, ok := e.Expr.(*sqlparser.ColName)
-			if !ok || c.StoredProcVal != nil || !qualifierOK(c.Qualifier) {
-				return nil
-			}
-			pg.cols = append(pg.cols, c.Name.String())
-		default:
-			return nil
-		}
-	}
+	pg := &pointGet{db: head.db, table: head.table, cols: head.cols}
+	var ok bool
 	if pg.keyCols, pg.keyArgs, ok = keyEqualities(sel.Where.Expr, qualifierOK); !ok {
 		return nil
 	}
 	return pg
+}
+
+// selectHead is what a fast-path SELECT reads: [db.]table and the projected columns.
+type selectHead struct {
+	db, table string   // db "" = the session's current database
+	cols      []string // projected columns in order; nil = every column (*)
+}
+
+// parseSimpleSelect parses query when it is a SELECT of plain columns (or *) from one table
+// with a WHERE clause and nothing else but, possibly, ORDER BY and LIMIT, which the caller
+// checks. It returns the statement, its head and the check that a column qualifier names that
+// table; sel is nil for any other statement.
+func parseSimpleSelect(query string) (sel *sqlparser.Select, head selectHead, qualifierOK func(sqlparser.TableName) bool) {
+	// Cheap pre-check: most statements are not SELECTs with a WHERE.
+	if len(query) < 6 || !strings.EqualFold(query[:6], "select") {
+		return nil, head, nil
+	}
+	stmt, err := sqlparser.Parse(query)
+	if err != nil {
+		return nil, head, nil
+	}
+	sel, ok := stmt.(*sqlparser.Select)
+	if !ok || sel.With != nil || sel.GroupBy != nil || sel.Having != nil || sel.Window != nil ||
+		sel.Lock != "" || sel.Into != nil || sel.Where == nil || sel.Where.Type != sqlparser.WhereStr ||
+		sel.QueryOpts != (sqlparser.QueryOpts{}) || len(sel.From) != 1 {
+		return nil, head, nil
+	}
+	from, ok := sel.From[0].(*sqlparser.AliasedTableExpr)
+	if !ok || from.Partitions != nil || from.Hints != nil || from.AsOf != nil || from.Lateral {
+		return nil, head, nil
+	}
+	tn, ok := from.Expr.(sqlparser.TableName)
+	if !ok || !tn.SchemaQualifier.IsEmpty() {
+		return nil, head, nil
+	}
+	head = selectHead{db: tn.DbQualifier.String(), table: tn.Name.String()}
+	qualifierOK = columnQualifier(head.db, head.table, from.As.String())
+	for _, se := range sel.SelectExprs {
+		switch e := se.(type) {
+		case *sqlparser.StarExpr:
+			if len(sel.SelectExprs) != 1 || !e.TableName.IsEmpty() {
+				return nil, head, nil
+			}
+		case *sqlparser.AliasedExpr:
+			c, ok := e.Expr.(*sqlparser.ColName)
+			if !ok || c.StoredProcVal != nil || !qualifierOK(c.Qualifier) {
+				return nil, head, nil
+			}
+			head.cols = append(head.cols, c.Name.String())
+		default:
+			return nil, head, nil
+		}
+	}
+	return sel, head, qualifierOK
 }
 
 // columnQualifier returns the check that a column's qualifier names the statement's one
@@ -247,25 +267,34 @@ func (f *Frontend) resolvePointGet(ctx context.Context, c *mysql.Conn, pg *point
 	if pg.args, pg.unsigned, ok = resolveKeyArgs(m, pg.keyCols, pg.keyArgs); !ok {
 		return false
 	}
-	sch := m.sch.Schema
-	if pg.cols == nil {
-		for i := range sch {
-			pg.proj = append(pg.proj, i)
-		}
-	} else {
-		for _, name := range pg.cols {
-			i := sch.IndexOfColName(name)
-			if i < 0 {
-				return false
-			}
-			pg.proj = append(pg.proj, i)
-		}
-	}
-	for _, i := range pg.proj {
-		pg.projSch = append(pg.projSch, sch[i])
+	if pg.proj, pg.projSch, ok = resolveProjection(m, pg.cols); !ok {
+		return false
 	}
 	pg.defID, pg.defVersion = def.ID, def.Version
 	return true
+}
+
+// resolveProjection returns the ordinals and schema of the columns cols of m (nil = every
+// column); ok is false for a column m does not have.
+func resolveProjection(m *tableMeta, cols []string) (proj []int, projSch sql.Schema, ok bool) {
+	sch := m.sch.Schema
+	if cols == nil {
+		for i := range sch {
+			proj = append(proj, i)
+		}
+	} else {
+		for _, name := range cols {
+			i := sch.IndexOfColName(name)
+			if i < 0 {
+				return nil, nil, false
+			}
+			proj = append(proj, i)
+		}
+	}
+	for _, i := range proj {
+		projSch = append(projSch, sch[i])
+	}
+	return proj, projSch, true
 }
 
 // execPointGet runs a point get. handled is false when this execution is not one after all
@@ -302,24 +331,11 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 			return false, nil
 		}
 	}
-	// The transaction: the session's open one, else (autocommit) a snapshot of its own. With
-	// autocommit off and none open, go-mysql-server starts the transaction later statements
-	// must share.
-	var txn *engine.Txn
-	if t, ok := sqlCtx.GetTransaction().(*Transaction); ok {
-		txn = t.engineTxn()
-	} else if sqlCtx.GetTransaction() != nil {
-		return false, nil
-	} else if auto, err := plan.IsSessionAutocommit(sqlCtx); err != nil || !auto {
-		return false, nil
-	} else {
-		txn = eng.Begin(engine.TxnOptions{ReadOnly: true, LockWaitTimeout: sess.lockWait(sqlCtx)})
-		defer txn.Rollback()
-	}
-	// SET sql_select_limit would cut the answer: go-mysql-server applies it.
-	if isDefault, _ := sql.HasDefaultValue(sqlCtx, sess, "sql_select_limit"); !isDefault {
+	txn, done, ok := readTxn(sqlCtx, sess, eng)
+	if !ok {
 		return false, nil
 	}
+	defer done()
 	// From here on the statement is ours: it shows in SHOW PROCESSLIST and KILL QUERY and
 	// max_execution_time reach its storage read, as for any query.
 	sqlCtx, end, err := beginStatement(sqlCtx, sess, prep.PrepareStmt, &f.pointsRun)
@@ -347,6 +363,27 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 		out[i] = row[p]
 	}
 	return true, f.sendPointRow(sqlCtx, callback, pg, out)
+}
+
+// readTxn is the transaction a fast-path read runs in: the session's open one, else
+// (autocommit) a read-only snapshot of its own, which done ends. ok=false leaves the statement
+// to go-mysql-server: with autocommit off and none open, it starts the transaction later
+// statements must share, and it applies SET sql_select_limit, which would cut the answer.
+func readTxn(sqlCtx *sql.Context, sess *Session, eng *engine.Engine) (txn *engine.Txn, done func(), ok bool) {
+	if isDefault, _ := sql.HasDefaultValue(sqlCtx, sess, "sql_select_limit"); !isDefault {
+		return nil, nil, false
+	}
+	if t, ok := sqlCtx.GetTransaction().(*Transaction); ok {
+		return t.engineTxn(), func() {}, true
+	}
+	if sqlCtx.GetTransaction() != nil {
+		return nil, nil, false
+	}
+	if auto, err := plan.IsSessionAutocommit(sqlCtx); err != nil || !auto {
+		return nil, nil, false
+	}
+	txn = eng.Begin(engine.TxnOptions{ReadOnly: true, LockWaitTimeout: sess.lockWait(sqlCtx)})
+	return txn, txn.Rollback, true
 }
 
 func (f *Frontend) sendPointRow(ctx *sql.Context, callback func(*sqltypes.Result) error, pg *pointGet, row sql.Row) error {

@@ -67,16 +67,18 @@ func (s *strictSetField) WithChildren(children ...sql.Expression) (sql.Expressio
 // outside go-mysql-server's own ids.
 const strictUpdateRule analyzer.RuleId = 1 << 20
 
-var strictOnce sync.Once
+var rulesOnce sync.Once
 
-// enableStrictUpdates adds strictUpdates to go-mysql-server's once-after-all rules, the one
-// batch every UPDATE goes through: a single-table UPDATE runs a fixed list of batches
-// (analyzer.getBatchesForNode) that skips rules added to an analyzer's builder, but reads
-// the package's OnceAfterAll list each time. It must run before the first analyzer is built,
-// which copies that list for full analyses.
-func enableStrictUpdates() {
-	strictOnce.Do(func() {
+// enableRules adds refdb's analyzer rules to go-mysql-server's package-level batches:
+// strictUpdates to the once-after-all rules, the one batch every UPDATE goes through (a
+// single-table UPDATE runs a fixed list of batches, analyzer.getBatchesForNode, that skips
+// rules added to an analyzer's builder but reads the package's lists each time), and
+// clampRanges (rangeclamp.go) to the always-before-default rules. It must run before the
+// first analyzer is built, which copies those lists for full analyses.
+func enableRules() {
+	rulesOnce.Do(func() {
 		analyzer.OnceAfterAll = append(analyzer.OnceAfterAll, analyzer.Rule{Id: strictUpdateRule, Apply: strictUpdates})
+		analyzer.AlwaysBeforeDefault = append(analyzer.AlwaysBeforeDefault, analyzer.Rule{Id: clampRangeRule, Apply: clampRanges})
 	})
 }
 

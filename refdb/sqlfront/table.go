@@ -596,6 +596,16 @@ func (i *Index) IsGenerated() bool                          { return false }
 func (i *Index) IndexType() string                          { return "BTREE" }
 func (i *Index) CanSupport(*sql.Context, ...sql.Range) bool { return true }
 func (i *Index) CanSupportOrderBy(sql.Expression) bool      { return false }
+
+// Order implements sql.OrderedIndex: reads come in ascending key order.
+func (i *Index) Order() sql.IndexOrder { return sql.IndexOrderAsc }
+
+// Reversible implements sql.OrderedIndex. Reads only go forward (the engine's iterators do),
+// and saying so makes go-mysql-server keep its Sort for ORDER BY ... DESC: an index that does
+// not implement OrderedIndex counts as reversible, and go-mysql-server then dropped the Sort
+// and asked for a reverse read that nothing performed, so `ORDER BY id DESC` came back in
+// ascending order.
+func (i *Index) Reversible() bool { return false }
 func (i *Index) Comment() string {
 	if i.primary {
 		return ""

@@ -1,0 +1,85 @@
+package sqlfront_test
+
+import (
+	"database/sql"
+	"fmt"
+	"testing"
+)
+
+// TestOutOfRangeComparisons: ORDER BY ... DESC over an index comes back descending (see
+// Index.Reversible), and an integer key or index compared with a constant beyond the
+// column's range answers by the true order of the values (rangeclamp.go), in SELECT, UPDATE
+// and DELETE, through the planner (text protocol) and prepared statements alike.
+func TestOutOfRangeComparisons(t *testing.T) {
+	w := startWriter(t)
+	mustExec(t, w.db(""), "CREATE DATABASE bench")
+	db := w.db("bench")
+	mustExec(t, db, "CREATE TABLE oru (id INT UNSIGNED NOT NULL PRIMARY KEY, k TINYINT, KEY k (k))")
+	mustExec(t, db, "INSERT INTO oru VALUES (0, -128), (1, -1), (5, 0), (4294967295, 127), (7, NULL)")
+	mustExec(t, db, "CREATE TABLE ors (id BIGINT NOT NULL PRIMARY KEY)")
+	mustExec(t, db, "INSERT INTO ors VALUES (-9223372036854775808), (0), (9223372036854775807)")
+	text, err := sql.Open("mysql", fmt.Sprintf("admin:pw@tcp(%s)/bench?interpolateParams=true", w.fe.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer text.Close()
+	for _, c := range []struct {
+		q    string
+		arg  any
+		want string
+	}{
+		{"SELECT id FROM oru WHERE id > ? ORDER BY id", -1, "[0 1 5 7 4294967295]"},
+		{"SELECT id FROM oru WHERE id >= ? ORDER BY id DESC", -1, "[4294967295 7 5 1 0]"},
+		{"SELECT id FROM oru WHERE id >= ? ORDER BY id DESC", 0, "[4294967295 7 5 1 0]"},
+		{"SELECT id FROM oru WHERE id > ? ORDER BY id DESC", 0, "[4294967295 7 5 1]"},
+		{"SELECT id FROM oru WHERE id > ? ORDER BY id DESC LIMIT 2", 0, "[4294967295 7]"},
+		{"SELECT id FROM oru WHERE k > ? ORDER BY k DESC", -200, "[4294967295 5 1 0]"},
+		{"SELECT id FROM oru WHERE id < ? ORDER BY id", -1, "[]"},
+		{"SELECT id FROM oru WHERE id = ?", -1, "[]"},
+		{"SELECT id FROM oru WHERE id = ?", int64(1) << 40, "[]"},
+		{"SELECT id FROM oru WHERE id < ? ORDER BY id", int64(1) << 40, "[0 1 5 7 4294967295]"},
+		{"SELECT id FROM oru WHERE ? < id ORDER BY id", -1, "[0 1 5 7 4294967295]"},
+		{"SELECT id FROM oru WHERE NOT (id > ?) ORDER BY id", -1, "[]"},
+		{"SELECT id FROM oru WHERE id IN (?, 5, 1) ORDER BY id", -1, "[1 5]"},
+		{"SELECT id FROM oru WHERE id IN (?) ORDER BY id", -1, "[]"},
+		{"SELECT id FROM oru WHERE id BETWEEN ? AND 6 ORDER BY id", -1, "[0 1 5]"},
+		{"SELECT id FROM oru WHERE id BETWEEN 1 AND ? ORDER BY id", int64(1) << 40, "[1 5 7 4294967295]"},
+		{"SELECT id FROM oru WHERE id BETWEEN ? AND 9 ORDER BY id", int64(1) << 40, "[]"},
+		// A TINYINT secondary index; NULL stays out of every comparison.
+		{"SELECT id FROM oru WHERE k < ? ORDER BY id", 200, "[0 1 5 4294967295]"},
+		{"SELECT id FROM oru WHERE k > ? ORDER BY id", -200, "[0 1 5 4294967295]"},
+		{"SELECT id FROM oru WHERE k >= ? ORDER BY id", 127.6, "[]"},
+		{"SELECT id FROM oru WHERE k <= ? ORDER BY id", -128.7, "[]"},
+		{"SELECT id FROM oru WHERE k = ? ORDER BY id", 255, "[]"},
+		{"SELECT id FROM oru WHERE NOT (k < ?) ORDER BY id", 200, "[]"},
+		{"SELECT id FROM ors WHERE id < ? ORDER BY id", uint64(1) << 63, "[-9223372036854775808 0 9223372036854775807]"},
+		{"SELECT id FROM ors WHERE id >= ? ORDER BY id", uint64(1) << 63, "[]"},
+		{"SELECT id FROM ors WHERE id = ?", uint64(1) << 63, "[]"},
+	} {
+		for name, conn := range map[string]*sql.DB{"prepared": db, "text": text} {
+			if got := fmt.Sprint(queryInts(t, conn, c.q, c.arg)); got != c.want {
+				t.Errorf("%s (%v), %s: %s, want %s", c.q, c.arg, name, got, c.want)
+			}
+		}
+	}
+	// Writes find the rows the same way.
+	for name, conn := range map[string]*sql.DB{"prepared": db, "text": text} {
+		res, err := conn.Exec("UPDATE oru SET k = 1 WHERE id = ?", -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := res.RowsAffected(); n != 0 {
+			t.Errorf("UPDATE ... WHERE id = -1, %s: %d rows, want 0", name, n)
+		}
+		res, err = conn.Exec("DELETE FROM oru WHERE id = ?", -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := res.RowsAffected(); n != 0 {
+			t.Errorf("DELETE ... WHERE id = -1, %s: %d rows, want 0", name, n)
+		}
+	}
+	if got := fmt.Sprint(queryInts(t, db, "SELECT COUNT(*) FROM oru")); got != "[5]" {
+		t.Errorf("rows left: %s, want [5]", got)
+	}
+}
