@@ -3,6 +3,7 @@ package workloads
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -69,7 +70,11 @@ func (l *Lag) Next(rng *rand.Rand, w int) history.Op {
 
 func (l *Lag) NewClient(ctx context.Context, env *Env, w int) (Client, error) {
 	if w >= len(l.replicas) {
-		return &lagWriter{l: l, db: env.Writer, ins: q(env.Dialect, "INSERT INTO lag_markers (id, written_at) VALUES (?, ?)")}, nil
+		ins, err := env.Writer.PrepareContext(ctx, q(env.Dialect, "INSERT INTO lag_markers (id, written_at) VALUES (?, ?)"))
+		if err != nil {
+			return nil, fmt.Errorf("prepare the marker insert: %w", err)
+		}
+		return &lagWriter{l: l, ins: ins}, nil
 	}
 	id := l.replicas[w]
 	db := env.Reader
@@ -83,7 +88,14 @@ func (l *Lag) NewClient(ctx context.Context, env *Env, w int) (Client, error) {
 		db.SetMaxOpenConns(1)
 		owned = true
 	}
-	p := &lagPoller{db: db, owned: owned, q: q(env.Dialect, "SELECT id FROM lag_markers WHERE id > ? ORDER BY id LIMIT 10000"), seen: map[int64]bool{}}
+	poll, err := db.PrepareContext(ctx, q(env.Dialect, "SELECT id FROM lag_markers WHERE id > ? ORDER BY id LIMIT 10000"))
+	if err != nil {
+		if owned {
+			_ = db.Close()
+		}
+		return nil, fmt.Errorf("prepare the poll on replica %s: %w", id, err)
+	}
+	p := &lagPoller{db: db, owned: owned, poll: poll, seen: map[int64]bool{}}
 	l.mu.Lock()
 	if l.pollers == nil {
 		l.pollers = map[string]*lagPoller{}
@@ -93,17 +105,18 @@ func (l *Lag) NewClient(ctx context.Context, env *Env, w int) (Client, error) {
 	return p, nil
 }
 
+// lagWriter inserts markers through a statement prepared once (see prepared): the load is
+// the heaviest the writer sustains, not the cost of preparing each insert anew.
 type lagWriter struct {
 	l   *Lag
-	db  *sql.DB
-	ins string
+	ins *sql.Stmt
 }
 
-func (c *lagWriter) Close() error { return nil }
+func (c *lagWriter) Close() error { return c.ins.Close() }
 
 func (c *lagWriter) Invoke(ctx context.Context, op history.Op) history.Op {
 	id, _ := strconv.ParseInt(string(op.Value), 10, 64)
-	_, err := execOnce(ctx, c.db, c.ins, id, op.Time)
+	_, err := c.ins.ExecContext(ctx, id, op.Time)
 	if err == nil {
 		c.l.mu.Lock()
 		c.l.acked = append(c.l.acked, id)
@@ -121,7 +134,7 @@ const lagReorderWindow = 5000
 type lagPoller struct {
 	db        *sql.DB
 	owned     bool
-	q         string
+	poll      *sql.Stmt
 	watermark int64
 	seen      map[int64]bool
 }
@@ -130,10 +143,11 @@ type lagPoller struct {
 func (c *lagPoller) Close() error { return nil }
 
 func (c *lagPoller) close() error {
+	err := c.poll.Close()
 	if c.owned {
-		return c.db.Close()
+		return errors.Join(err, c.db.Close())
 	}
-	return nil
+	return err
 }
 
 // has reports whether the poller has seen id.
@@ -148,7 +162,7 @@ func (c *lagPoller) Invoke(ctx context.Context, op history.Op) history.Op {
 			t.Stop()
 		}
 	}
-	ids, err := readInts(ctx, c.db, c.q, c.watermark)
+	ids, err := readInts(ctx, prepared{c.poll}, "", c.watermark)
 	if err != nil {
 		return completeRead(op, err)
 	}

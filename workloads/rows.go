@@ -5,9 +5,24 @@ import (
 	"database/sql"
 )
 
+// querier runs queries: a pool, or a statement prepared once (prepared).
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// prepared is a statement prepared once and run many times, as a querier whose query text is
+// the statement's own (the text argument is ignored). A client that sends the same statement
+// at a high rate holds one, as applications do: database/sql otherwise prepares, runs and
+// closes the statement on every call, three round trips and a server-side parse each time.
+type prepared struct{ *sql.Stmt }
+
+func (p prepared) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return p.Stmt.QueryContext(ctx, args...)
+}
+
 // queryAll runs a query and scans every row into a T: the one row loop behind
 // every workload's reads.
-func queryAll[T any](ctx context.Context, db *sql.DB, query string, scan func(*sql.Rows, *T) error, args ...any) ([]T, error) {
+func queryAll[T any](ctx context.Context, db querier, query string, scan func(*sql.Rows, *T) error, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -25,7 +40,7 @@ func queryAll[T any](ctx context.Context, db *sql.DB, query string, scan func(*s
 }
 
 // readInts reads a single integer column.
-func readInts(ctx context.Context, db *sql.DB, query string, args ...any) ([]int64, error) {
+func readInts(ctx context.Context, db querier, query string, args ...any) ([]int64, error) {
 	return queryAll(ctx, db, query, func(r *sql.Rows, v *int64) error { return r.Scan(v) }, args...)
 }
 
