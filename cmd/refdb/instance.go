@@ -40,6 +40,7 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 	openTimeout := fs.Duration("open-timeout", 0, "bound on volume recovery at start (default 60s)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060)")
+	readerNice := fs.Int("reader-nice", -10, "nice value while a reader, -20..19 (0: leave it); applied when the process leads its own session, as under `refdb cluster up`, and allowed to (CAP_SYS_NICE)")
 	unsafe := unsafeFlags(fs, "instance")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -68,6 +69,8 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: a cluster secret is required (--secret, --secret-file or REFDB_SECRET)", errUsage)
 	case *user == "":
 		return fmt.Errorf("%w: --user is required (no anonymous access)", errUsage)
+	case *readerNice < -20 || *readerNice > 19:
+		return fmt.Errorf("%w: --reader-nice %d: want -20..19", errUsage, *readerNice)
 	case *role != "writer" && *role != "reader":
 		return fmt.Errorf("%w: --role %q: want writer or reader", errUsage, *role)
 	case *role == "reader" && *writerStream == "" && *peers == "" && *control == "":
@@ -93,7 +96,7 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 		WriterStream: *writerStream, Peers: peerList, Control: *control, Database: *database, Storage: storage, PGs: *pgs,
 		Secret: []byte(sec), Create: *create, User: *user, Password: pw, LockWaitTimeout: *lockWait,
 		CacheBytes: *cacheMB << 20, OpenTimeout: *openTimeout, Logger: log, CommitTimeout: *commitTimeout,
-		UnsafeAck3of6: u.Ack3of6, UnsafeNoTruncation: u.NoTruncation, UnsafeReadAboveVDL: u.ReadAboveVDL,
+		UnsafeAck3of6: u.Ack3of6, UnsafeNoTruncation: u.NoTruncation, UnsafeReadAboveVDL: u.ReadAboveVDL, ReaderNice: *readerNice,
 		// The first line on stdout is the address, so a launcher using port 0 learns it.
 		Ready: func(addr string) { fmt.Printf("listening %s\n", addr) }})
 }

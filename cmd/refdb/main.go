@@ -49,6 +49,10 @@ var reexecOK bool
 func main() {
 	reexecOK = true
 	tuneGC()
+	// A node may run in its starter's session (cluster.SessionEnv): a hangup of that
+	// session's terminal, or of an orphaned process group, must not end it. Stop it with
+	// SIGTERM or SIGINT.
+	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stderr)
 	stop()

@@ -66,6 +66,9 @@ type Config struct {
 	UnsafeAck3of6      bool
 	UnsafeNoTruncation bool
 	UnsafeReadAboveVDL bool
+	// ReaderNice is the nice value the process runs at while it is a reader (see
+	// priority.go); 0 leaves its priority alone. A writer runs at 0.
+	ReaderNice int
 }
 
 // Instance is a running DB instance.
@@ -74,6 +77,7 @@ type Instance struct {
 	log     *slog.Logger
 	started time.Time
 	adminAt string
+	nice    int // what setRolePriority last set; only the open paths, one at a time, touch it
 
 	mu   sync.Mutex
 	role instanceapi.Role
@@ -254,6 +258,7 @@ func (i *Instance) openWriter(ctx context.Context, create bool, minEpoch uint64)
 	oldVol, oldEng, fe := i.vol, i.eng, i.fe
 	i.vol, i.eng, i.bc, i.role, i.mirror = v, eng, bc, instanceapi.RoleWriter, mirror
 	i.mu.Unlock()
+	i.setRolePriority(instanceapi.RoleWriter)
 	if fe != nil {
 		fe.SetEngine(eng)
 		fe.SetReadOnly(false)
@@ -270,6 +275,7 @@ func (i *Instance) openWriter(ctx context.Context, create bool, minEpoch uint64)
 // openReader opens the volume read-only, follows the writer and opens the engine once the
 // first read point arrived.
 func (i *Instance) openReader(ctx context.Context) error {
+	i.setRolePriority(instanceapi.RoleReader)
 	// Its own wire identity: storage routes replies by identity, and a promote opens the
 	// writer's volume (under cfg.ID) while this one still serves.
 	v, err := volume.Open(ctx, volume.Config{ID: i.cfg.ID + "-ro", Nodes: i.cfg.Storage, PGs: i.cfg.PGs, Secret: i.cfg.Secret,

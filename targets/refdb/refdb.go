@@ -39,6 +39,9 @@ type Target struct {
 	net  *netem.Network
 }
 
+// inheritSessionEnv keeps the cluster's processes in aurorabench's session (cluster.SessionEnv).
+const inheritSessionEnv = cluster.SessionEnv + "=inherit"
+
 // Start launches a cluster. Replicas is the number of readers (default 2).
 func Start(ctx context.Context, opts targets.Options) (targets.Target, error) {
 	logf := local.Logf(opts)
@@ -74,7 +77,11 @@ func Start(ctx context.Context, opts targets.Options) (targets.Target, error) {
 		logf("refdb: UNSAFE modes on (deliberately broken, for testing checkers): %s", strings.Join(unsafe.Names(), ", "))
 	}
 	began := time.Now()
-	cfg := cluster.Config{Dir: filepath.Join(dir, "cluster"), Bin: bin, Readers: readers, PortBase: base, Unsafe: unsafe}
+	// The cluster's processes stay in this session, as the MariaDB and PostgreSQL servers
+	// aurorabench starts do (see cluster.SessionEnv): the load generator then competes with
+	// them for the CPU thread by thread, not as one session against ten.
+	cfg := cluster.Config{Dir: filepath.Join(dir, "cluster"), Bin: bin, Readers: readers, PortBase: base, Unsafe: unsafe,
+		Env: []string{inheritSessionEnv}}
 	if nw := opts.Network; nw != nil {
 		cfg.Link = func(from, to cluster.LinkEnd, addr string) (string, error) {
 			return nw.Link(netem.NodeRef(from), netem.NodeRef(to), addr)
@@ -338,7 +345,7 @@ func (n *Node) Start(ctx context.Context) error {
 		if cluster.Alive(x.PID, x.PIDStart) {
 			return nil
 		}
-		p, err := cluster.Spawn(x.Args, x.Log, nil)
+		p, err := cluster.Spawn(x.Args, x.Log, []string{inheritSessionEnv})
 		if err != nil {
 			return fmt.Errorf("refdb: starting %s: %w", n.id, err)
 		}
