@@ -106,7 +106,7 @@ func (l *Lag) NewClient(ctx context.Context, env *Env, w int) (Client, error) {
 }
 
 // lagWriter inserts markers through a statement prepared once (see prepared): the load is
-// the heaviest the writer sustains, not the cost of preparing each insert anew.
+// the heaviest the writer sustains, not the cost of parsing each insert anew.
 type lagWriter struct {
 	l   *Lag
 	ins *sql.Stmt

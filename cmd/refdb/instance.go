@@ -40,7 +40,7 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 	openTimeout := fs.Duration("open-timeout", 0, "bound on volume recovery at start (default 60s)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060)")
-	readerNice := fs.Int("reader-nice", -10, "nice value while a reader, -20..19 (0: leave it); applied when the process leads its own session, as under `refdb cluster up`, and allowed to (CAP_SYS_NICE)")
+	readerNice := fs.Int("reader-nice", -10, "nice value while a reader, -20..0 (0: leave it; a writer runs at 0); needs CAP_SYS_NICE, else the reader logs it and runs as it is")
 	unsafe := unsafeFlags(fs, "instance")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -69,8 +69,8 @@ func runInstance(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: a cluster secret is required (--secret, --secret-file or REFDB_SECRET)", errUsage)
 	case *user == "":
 		return fmt.Errorf("%w: --user is required (no anonymous access)", errUsage)
-	case *readerNice < -20 || *readerNice > 19:
-		return fmt.Errorf("%w: --reader-nice %d: want -20..19", errUsage, *readerNice)
+	case *readerNice < -20 || *readerNice > 0:
+		return fmt.Errorf("%w: --reader-nice %d: want -20..0", errUsage, *readerNice)
 	case *role != "writer" && *role != "reader":
 		return fmt.Errorf("%w: --role %q: want writer or reader", errUsage, *role)
 	case *role == "reader" && *writerStream == "" && *peers == "" && *control == "":

@@ -39,6 +39,9 @@ Unsafe modes, for proving that checkers catch bugs only: --unsafe-ack-3of6,
 --unsafe-ack-before-fsync (storage); all five on cluster up. Off by default; logged at WARN.
 `
 
+// nodeCommands are the long-running processes of a cluster.
+var nodeCommands = map[string]bool{"storage": true, "control": true, "endpoint": true, "instance": true}
+
 // errUsage marks errors that exit with status 2.
 var errUsage = errors.New("usage")
 
@@ -51,8 +54,10 @@ func main() {
 	tuneGC()
 	// A node may run in its starter's session (cluster.SessionEnv): a hangup of that
 	// session's terminal, or of an orphaned process group, must not end it. Stop it with
-	// SIGTERM or SIGINT.
-	signal.Ignore(syscall.SIGHUP)
+	// SIGTERM or SIGINT. Interactive commands keep the default.
+	if len(os.Args) > 1 && nodeCommands[os.Args[1]] {
+		signal.Ignore(syscall.SIGHUP)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stderr)
 	stop()

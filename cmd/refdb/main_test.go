@@ -23,6 +23,8 @@ func TestUsageErrors(t *testing.T) {
 		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--peer-addrs", "s2=127.0.0.1:1,s2=127.0.0.1:2"},
 		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--timer-slack", "-1ms"},
 		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--timer-slack", "soon"},
+		{"instance", "--id", "db2", "--role", "reader", "--secret", "x", "--storage", "s1=127.0.0.1:1", "--control", "127.0.0.1:2", "--reader-nice", "5"},
+		{"instance", "--id", "db2", "--role", "reader", "--secret", "x", "--storage", "s1=127.0.0.1:1", "--control", "127.0.0.1:2", "--reader-nice", "-21"},
 	}
 	t.Setenv("REFDB_SECRET", "")
 	for _, args := range cases {

@@ -67,7 +67,7 @@ type Config struct {
 	UnsafeNoTruncation bool
 	UnsafeReadAboveVDL bool
 	// ReaderNice is the nice value the process runs at while it is a reader (see
-	// priority.go); 0 leaves its priority alone. A writer runs at 0.
+	// priority.go), -20..0; 0 leaves its priority alone. A writer runs at 0.
 	ReaderNice int
 }
 
@@ -77,7 +77,8 @@ type Instance struct {
 	log     *slog.Logger
 	started time.Time
 	adminAt string
-	nice    int // what setRolePriority last set; only the open paths, one at a time, touch it
+	niceMu  sync.Mutex
+	nice    int // what setRolePriority last set
 
 	mu   sync.Mutex
 	role instanceapi.Role

@@ -32,6 +32,8 @@ func (i *Instance) setRolePriority(role instanceapi.Role) {
 	if role == instanceapi.RoleReader {
 		nice = i.cfg.ReaderNice
 	}
+	i.niceMu.Lock()
+	defer i.niceMu.Unlock()
 	if nice == i.nice {
 		return
 	}
@@ -44,9 +46,9 @@ func (i *Instance) setRolePriority(role instanceapi.Role) {
 }
 
 // setProcessNice sets the nice value that weighs this process against others: its
-// autogroup's when it leads a session of its own (the autogroup is then its alone), else
-// each of its threads' (new threads inherit their creator's), which weighs it against the
-// other processes of its session.
+// autogroup's when it leads a session of its own (the autogroup is then its alone), and each
+// of its threads', which weighs it against the other processes of its session, and counts
+// where autogroups do not (a cgroup with the CPU controller, autogrouping off).
 func setProcessNice(nice int) error {
 	if b, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); err == nil && strings.TrimSpace(string(b)) == "1" {
 		sid, err := unix.Getsid(0)
@@ -57,20 +59,32 @@ func setProcessNice(nice int) error {
 			if err := os.WriteFile("/proc/self/autogroup", []byte(strconv.Itoa(nice)), 0); err != nil {
 				return fmt.Errorf("autogroup nice: %w", err)
 			}
-			return nil
 		}
 	}
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return fmt.Errorf("list threads: %w", err)
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
+	// A thread created during a pass by one not yet changed starts at the old value: pass
+	// again until one finds nothing to change.
+	for pass := 0; pass < 10; pass++ {
+		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
-			continue
+			return fmt.Errorf("list threads: %w", err)
 		}
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("thread %d nice: %w", tid, err)
+		changed := 0
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			// The raw syscall answers 20 - nice.
+			if p, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid); err == nil && 20-p == nice {
+				continue
+			}
+			if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("thread %d nice: %w", tid, err)
+			}
+			changed++
+		}
+		if changed == 0 {
+			return nil
 		}
 	}
 	return nil

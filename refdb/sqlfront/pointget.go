@@ -100,6 +100,7 @@ func parsePointGet(query string) *pointGet {
 type selectHead struct {
 	db, table string   // db "" = the session's current database
 	cols      []string // projected columns in order; nil = every column (*)
+	aliased   bool     // a column has an alias (AS name), which ORDER BY would refer to first
 }
 
 // parseSimpleSelect parses query when it is a SELECT of plain columns (or *) from one table
@@ -143,6 +144,7 @@ func parseSimpleSelect(query string) (sel *sqlparser.Select, head selectHead, qu
 				return nil, head, nil
 			}
 			head.cols = append(head.cols, c.Name.String())
+			head.aliased = head.aliased || !e.As.IsEmpty()
 		default:
 			return nil, head, nil
 		}
@@ -396,12 +398,9 @@ func (f *Frontend) sendPointRow(ctx *sql.Context, callback func(*sqltypes.Result
 	ctx.SetLastQueryInfoInt(sql.FoundRows, found)
 	res := &sqltypes.Result{Fields: pg.fields}
 	if row != nil {
-		buf := sql.ByteBufPool.Get().(*sql.ByteBuffer)
-		defer func() {
-			buf.Reset()
-			sql.ByteBufPool.Put(buf)
-		}()
-		vals, err := server.RowToSQL(ctx, pg.projSch, row, nil, buf)
+		// Not a pooled buffer: with a server-side cursor the callback returns before the
+		// client has fetched the row.
+		vals, err := server.RowToSQL(ctx, pg.projSch, row, nil, sql.NewByteBuffer(256))
 		if err != nil {
 			return err
 		}

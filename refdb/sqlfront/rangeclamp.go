@@ -2,6 +2,8 @@ package sqlfront
 
 import (
 	"math"
+	"math/big"
+	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/go-mysql-server/sql/analyzer"
@@ -206,45 +208,78 @@ func impossible(col *expression.GetField) sql.Expression {
 }
 
 // intRangeSide reports whether the constant v lies below (-1) or above (+1) every value of
-// integer column type typ, or within its range (0; also for NULL and non-numbers, which the
-// rule leaves alone).
+// integer column type typ, or within its range (0; also for NULL and for strings that are not
+// plain numbers, which the rule leaves alone). The comparison is exact: -0.4 is below an
+// unsigned column (and `u > -0.4` holds for every row), 4294967295.4 above an INT UNSIGNED.
+// A string constant compares as the number it spells, as in MySQL.
 func intRangeSide(typ sql.Type, v any) int {
-	if v == nil || !outOfIntRange(typ, v) {
+	b, ok := intBounds[typ.Type()]
+	if !ok || v == nil {
 		return 0
 	}
+	var d decimal.Decimal
 	switch n := v.(type) {
-	case int:
-		return sign(n < 0)
-	case int8:
-		return sign(n < 0)
-	case int16:
-		return sign(n < 0)
-	case int32:
-		return sign(n < 0)
-	case int64:
-		return sign(n < 0)
-	case uint, uint8, uint16, uint32, uint64:
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		if !outOfIntRange(typ, v) {
+			return 0
+		}
+		if negative(n) {
+			return -1
+		}
 		return 1
 	case float32:
-		return floatSide(float64(n))
+		if math.IsNaN(float64(n)) || math.IsInf(float64(n), 0) {
+			return infSide(float64(n))
+		}
+		d = decimal.NewFromFloat32(n)
 	case float64:
-		return floatSide(n)
+		if math.IsNaN(n) || math.IsInf(n, 0) {
+			return infSide(n)
+		}
+		d = decimal.NewFromFloat(n)
 	case decimal.Decimal:
-		return sign(n.Sign() < 0)
+		d = n
+	case string:
+		var err error
+		if d, err = decimal.NewFromString(strings.TrimSpace(n)); err != nil {
+			return 0
+		}
+	default:
+		return 0
+	}
+	switch {
+	case d.LessThan(decimal.NewFromInt(b.min)):
+		return -1
+	case d.GreaterThan(decimal.NewFromBigInt(new(big.Int).SetUint64(b.max), 0)):
+		return 1
 	}
 	return 0
 }
 
-func sign(negative bool) int {
-	if negative {
-		return -1
+// negative reports whether the integer n is below zero.
+func negative(n any) bool {
+	switch x := n.(type) {
+	case int:
+		return x < 0
+	case int8:
+		return x < 0
+	case int16:
+		return x < 0
+	case int32:
+		return x < 0
+	case int64:
+		return x < 0
 	}
-	return 1
+	return false // unsigned
 }
 
-func floatSide(f float64) int {
-	if math.IsNaN(f) {
-		return 0
+// infSide places an infinity beyond the range on its side; NaN is left alone.
+func infSide(f float64) int {
+	switch {
+	case math.IsInf(f, 1):
+		return 1
+	case math.IsInf(f, -1):
+		return -1
 	}
-	return sign(f < 0)
+	return 0
 }

@@ -66,6 +66,9 @@ func parseRangeScan(query string) *rangeScan {
 	if !rs.parseWhere(sel.Where.Expr, qualifierOK) || len(rs.lower) > 1 || len(rs.upper) > 1 {
 		return nil
 	}
+	if len(sel.OrderBy) > 0 && head.aliased {
+		return nil // ORDER BY id may name a column alias before the table's column
+	}
 	switch len(sel.OrderBy) {
 	case 0:
 	case 1:
@@ -316,19 +319,16 @@ func (f *Frontend) execRangeScan(ctx context.Context, c *mysql.Conn, rs *rangeSc
 	sql.IncrementStatusVariable(sqlCtx, "Com_select", 1)
 	sqlCtx.SetLastQueryInfoInt(sql.RowCount, -1)
 
-	// The rows' encoded values live in buf until their batch is written.
-	buf := sql.ByteBufPool.Get().(*sql.ByteBuffer)
-	defer func() {
-		buf.Reset()
-		sql.ByteBufPool.Put(buf)
-	}()
+	// The rows' encoded values live in buf, a new one per batch and never a pooled one: with a
+	// server-side cursor the callback returns before the client has fetched the batch.
+	buf := sql.NewByteBuffer(1024)
 	res := &sqltypes.Result{Fields: rs.fields}
 	var sent, found int64
 	flush := func() error {
 		sent += int64(len(res.Rows))
 		err := callback(res)
 		res = &sqltypes.Result{Fields: rs.fields}
-		buf.Reset()
+		buf = sql.NewByteBuffer(1024)
 		return err
 	}
 	if !empty && rs.limit != 0 {

@@ -509,6 +509,7 @@ func TestSQLWriter(t *testing.T) {
 			{"SELECT id FROM rs_s WHERE id > ?", []any{1.5}, false},
 			{"SELECT id FROM rs_s WHERE id > ?", []any{nil}, false},
 			{"SELECT id FROM rs_s WHERE v > ?", []any{0}, false},
+			{"SELECT v AS id FROM rs_s WHERE id > ? ORDER BY id LIMIT 3", []any{0}, false}, // ORDER BY names the alias
 			{"SELECT nosuch FROM rs_s WHERE id > ?", []any{0}, false},
 		}
 		for _, c := range cases {

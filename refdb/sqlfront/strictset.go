@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"sync"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -73,12 +74,20 @@ var rulesOnce sync.Once
 // strictUpdates to the once-after-all rules, the one batch every UPDATE goes through (a
 // single-table UPDATE runs a fixed list of batches, analyzer.getBatchesForNode, that skips
 // rules added to an analyzer's builder but reads the package's lists each time), and
-// clampRanges (rangeclamp.go) to the always-before-default rules. It must run before the
-// first analyzer is built, which copies those lists for full analyses.
+// clampRanges (rangeclamp.go) to the always-before-default rules and before pushFilters. It
+// must run before the first analyzer is built, which copies those lists for full analyses.
 func enableRules() {
 	rulesOnce.Do(func() {
 		analyzer.OnceAfterAll = append(analyzer.OnceAfterAll, analyzer.Rule{Id: strictUpdateRule, Apply: strictUpdates})
-		analyzer.AlwaysBeforeDefault = append(analyzer.AlwaysBeforeDefault, analyzer.Rule{Id: clampRangeRule, Apply: clampRanges})
+		clamp := analyzer.Rule{Id: clampRangeRule, Apply: clampRanges}
+		analyzer.AlwaysBeforeDefault = append(analyzer.AlwaysBeforeDefault, clamp)
+		// Again just before pushFilters of a full analysis, which is where a JOIN's ON
+		// conditions and an unnested IN (SELECT ...) have become Filters too.
+		at := slices.IndexFunc(analyzer.OnceAfterDefault, func(r analyzer.Rule) bool { return r.Id.String() == "pushFilters" })
+		if at < 0 {
+			at = 0
+		}
+		analyzer.OnceAfterDefault = slices.Insert(analyzer.OnceAfterDefault, at, clamp)
 	})
 }
 

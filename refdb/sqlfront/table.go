@@ -597,8 +597,24 @@ func (i *Index) IndexType() string                          { return "BTREE" }
 func (i *Index) CanSupport(*sql.Context, ...sql.Range) bool { return true }
 func (i *Index) CanSupportOrderBy(sql.Expression) bool      { return false }
 
-// Order implements sql.OrderedIndex: reads come in ascending key order.
-func (i *Index) Order() sql.IndexOrder { return sql.IndexOrderAsc }
+// Order implements sql.OrderedIndex. Reads come in ascending key order, and that is the order
+// go-mysql-server compares values in only when every column of the index is an integer: a
+// case-insensitive string is stored folded to lower case and compared in byte order, a prefix
+// index orders by the prefix alone, a DECIMAL by its float64 value first. For an index that
+// says it is ordered go-mysql-server drops the Sort of an ORDER BY on its columns and may
+// merge-join on it, both of which need its own comparison order (a merge join of two
+// case-insensitive string keys found no match for '{').
+func (i *Index) Order() sql.IndexOrder {
+	for j, c := range i.cols() {
+		if k := i.t.codecs[c].kind; k != kInt && k != kUint {
+			return sql.IndexOrderNone
+		}
+		if !i.primary && i.im.prefix[j] > 0 {
+			return sql.IndexOrderNone
+		}
+	}
+	return sql.IndexOrderAsc
+}
 
 // Reversible implements sql.OrderedIndex. Reads only go forward (the engine's iterators do),
 // and saying so makes go-mysql-server keep its Sort for ORDER BY ... DESC: an index that does
