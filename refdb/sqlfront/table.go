@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -249,8 +250,76 @@ func (t *Table) PartitionRows(ctx *sql.Context, _ sql.Partition) (sql.RowIter, e
 	if err != nil {
 		return nil, err
 	}
+	if idx.Order() == sql.IndexOrderNone {
+		return &collatedIter{src: it, cols: idx.cols(), sch: t.m.sch.Schema}, nil
+	}
 	return it, nil
 }
+
+// collatedIter returns the rows of a lookup on an index whose byte order is not
+// go-mysql-server's comparison order (see Index.Order) sorted in that comparison order.
+// go-mysql-server drops the Sort of `... WHERE s > 'a' ORDER BY s` when the lookup's index
+// starts with s, whatever the index says of its order, so the lookup itself must come in the
+// order the Sort would have made: a case-insensitive key is stored folded to lower case
+// ('_' and '{' then sort around the letters, unlike in utf8mb4_0900_ai_ci), a prefix index
+// orders by the prefix alone. The rows are held in memory, as the Sort would have held them.
+type collatedIter struct {
+	src  sql.RowIter
+	cols []int
+	sch  sql.Schema
+	rows []sql.Row
+	next int
+	read bool
+}
+
+func (c *collatedIter) Next(ctx *sql.Context) (sql.Row, error) {
+	if !c.read {
+		c.read = true
+		for {
+			row, err := c.src.Next(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			c.rows = append(c.rows, row)
+		}
+		var cmpErr error
+		slices.SortStableFunc(c.rows, func(a, b sql.Row) int {
+			for _, i := range c.cols {
+				switch x, y := a[i], b[i]; {
+				case x == nil && y == nil:
+					continue
+				case x == nil:
+					return -1
+				case y == nil:
+					return 1
+				}
+				n, err := c.sch[i].Type.Compare(ctx, a[i], b[i])
+				if err != nil && cmpErr == nil {
+					cmpErr = err
+				}
+				if n != 0 {
+					return n
+				}
+			}
+			return 0
+		})
+		if cmpErr != nil {
+			return nil, cmpErr
+		}
+	}
+	if c.next >= len(c.rows) {
+		return nil, io.EOF
+	}
+	row := c.rows[c.next]
+	c.rows[c.next] = nil
+	c.next++
+	return row, nil
+}
+
+func (c *collatedIter) Close(ctx *sql.Context) error { return c.src.Close(ctx) }
 
 // lockingRead reports whether reads of the current statement are InnoDB locking reads: the
 // reads of UPDATE, DELETE, INSERT ... SELECT, REPLACE and SELECT ... FOR UPDATE / FOR SHARE.
