@@ -444,10 +444,11 @@ func (h *systemHandler) ComPrepare(ctx context.Context, c *mysql.Conn, query str
 	case err != nil:
 		err = limitErrorMessage(err)
 	case len(fields) > 0:
-		if pg := parsePointGet(query); pg != nil && h.fe.resolvePointGet(ctx, c, pg, query) {
+		sel, head, qualifierOK := parseSimpleSelect(query) // parsed once for both shapes
+		if pg := pointGetOf(sel, head, qualifierOK); pg != nil && h.fe.resolvePointGet(ctx, c, pg, query) {
 			pg.fields = fields
 			h.fe.points.add(prepare, pg)
-		} else if rs := parseRangeScan(query); rs != nil && h.fe.resolveRangeScan(ctx, c, rs, query) {
+		} else if rs := rangeScanOf(sel, head, qualifierOK); rs != nil && h.fe.resolveRangeScan(ctx, c, rs, query) {
 			rs.fields = fields
 			h.fe.ranges.add(prepare, rs)
 		}

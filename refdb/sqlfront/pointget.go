@@ -85,6 +85,11 @@ func (p *preparedPlans[T]) get(prep *mysql.PrepareData) *T {
 // parsePointGet returns the point-get plan of query, or nil when it has another shape.
 func parsePointGet(query string) *pointGet {
 	sel, head, qualifierOK := parseSimpleSelect(query)
+	return pointGetOf(sel, head, qualifierOK)
+}
+
+// pointGetOf is parsePointGet on a statement parseSimpleSelect has parsed (sel nil: none).
+func pointGetOf(sel *sqlparser.Select, head selectHead, qualifierOK func(sqlparser.TableName) bool) *pointGet {
 	if sel == nil || sel.OrderBy != nil || sel.Limit != nil {
 		return nil
 	}

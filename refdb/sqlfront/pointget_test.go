@@ -81,3 +81,32 @@ func TestParsePointWrite(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRangeScan(t *testing.T) {
+	for _, c := range []struct {
+		q    string
+		want bool
+	}{
+		{"SELECT c FROM sbtest1 WHERE id BETWEEN ? AND ?", true},
+		{"SELECT id FROM lag_markers WHERE id > ? ORDER BY id LIMIT 10000", true},
+		{"SELECT * FROM t WHERE ? < id AND id <= ? ORDER BY id ASC LIMIT 5, 10", true},
+		{"SELECT x.c FROM bench.t AS x WHERE (x.id >= ?)", true},
+		{"SELECT c FROM t WHERE id > ? AND id > ?", false}, // two lower bounds
+		{"SELECT c FROM t WHERE id > ? AND k < ?", false},  // two columns
+		{"SELECT c FROM t WHERE id > ? ORDER BY id DESC", false},
+		{"SELECT c FROM t WHERE id > ? ORDER BY c", false},
+		{"SELECT c AS id FROM t WHERE id > ? ORDER BY id", false}, // ORDER BY names the alias
+		{"SELECT c FROM t WHERE id > ? LIMIT ?", false},
+		{"SELECT c FROM t WHERE id > 5", false},
+		{"SELECT c FROM t WHERE id NOT BETWEEN ? AND ?", false},
+		{"SELECT c FROM t WHERE id <> ?", false},
+		{"SELECT c FROM t WHERE id > ? OR id < ?", false},
+		{"SELECT c FROM t WHERE id > ? FOR UPDATE", false},
+		{"SELECT DISTINCT c FROM t WHERE id > ?", false},
+		{"SELECT SUM(k) FROM t WHERE id BETWEEN ? AND ?", false},
+	} {
+		if got := parseRangeScan(c.q) != nil; got != c.want {
+			t.Errorf("parseRangeScan(%q) = %v, want %v", c.q, got, c.want)
+		}
+	}
+}

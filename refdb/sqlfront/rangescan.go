@@ -59,6 +59,11 @@ const rangeScanBatch = 128
 // parseRangeScan returns the range-scan plan of query, or nil when it has another shape.
 func parseRangeScan(query string) *rangeScan {
 	sel, head, qualifierOK := parseSimpleSelect(query)
+	return rangeScanOf(sel, head, qualifierOK)
+}
+
+// rangeScanOf is parseRangeScan on a statement parseSimpleSelect has parsed (sel nil: none).
+func rangeScanOf(sel *sqlparser.Select, head selectHead, qualifierOK func(sqlparser.TableName) bool) *rangeScan {
 	if sel == nil {
 		return nil
 	}
