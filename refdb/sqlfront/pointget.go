@@ -82,13 +82,8 @@ func (p *preparedPlans[T]) get(prep *mysql.PrepareData) *T {
 	return p.m[weak.Make(prep)]
 }
 
-// parsePointGet returns the point-get plan of query, or nil when it has another shape.
-func parsePointGet(query string) *pointGet {
-	sel, head, qualifierOK := parseSimpleSelect(query)
-	return pointGetOf(sel, head, qualifierOK)
-}
-
-// pointGetOf is parsePointGet on a statement parseSimpleSelect has parsed (sel nil: none).
+// pointGetOf returns the point-get plan of a statement parseSimpleSelect has parsed, or nil
+// when it has another shape (or sel is nil: no simple SELECT).
 func pointGetOf(sel *sqlparser.Select, head selectHead, qualifierOK func(sqlparser.TableName) bool) *pointGet {
 	if sel == nil || sel.OrderBy != nil || sel.Limit != nil {
 		return nil
@@ -365,11 +360,16 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 	if err != nil {
 		return true, err
 	}
-	out := make(sql.Row, len(pg.proj))
-	for i, p := range pg.proj {
+	return true, f.sendPointRow(sqlCtx, callback, pg, project(row, pg.proj))
+}
+
+// project returns the columns proj of row, in that order.
+func project(row sql.Row, proj []int) sql.Row {
+	out := make(sql.Row, len(proj))
+	for i, p := range proj {
 		out[i] = row[p]
 	}
-	return true, f.sendPointRow(sqlCtx, callback, pg, out)
+	return out
 }
 
 // readTxn is the transaction a fast-path read runs in: the session's open one, else

@@ -2,6 +2,15 @@ package sqlfront
 
 import "testing"
 
+// parsePointGet and parseRangeScan parse query for one fast-path shape each.
+func parsePointGet(query string) *pointGet {
+	return pointGetOf(parseSimpleSelect(query))
+}
+
+func parseRangeScan(query string) *rangeScan {
+	return rangeScanOf(parseSimpleSelect(query))
+}
+
 func TestParsePointGet(t *testing.T) {
 	for _, c := range []struct {
 		q    string

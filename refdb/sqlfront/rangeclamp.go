@@ -141,7 +141,7 @@ func comparisonOp(c sql.Expression, flipped bool) compareOp {
 		return opEQ
 	}
 	if flipped { // constant op column
-		op = map[compareOp]compareOp{opGT: opLT, opGE: opLE, opLT: opGT, opLE: opGE}[op]
+		return [...]compareOp{opGT: opLT, opGE: opLE, opLT: opGT, opLE: opGE}[op]
 	}
 	return op
 }
@@ -217,16 +217,17 @@ func intRangeSide(typ sql.Type, v any) int {
 	if !ok || v == nil {
 		return 0
 	}
-	var d decimal.Decimal
-	switch n := v.(type) {
-	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
-		if !outOfIntRange(typ, v) {
+	if n, _, unsigned, ok := intOf(v); ok {
+		switch {
+		case !outOfIntRange(typ, v):
 			return 0
-		}
-		if negative(n) {
+		case !unsigned && n < 0:
 			return -1
 		}
 		return 1
+	}
+	var d decimal.Decimal
+	switch n := v.(type) {
 	case float32:
 		if math.IsNaN(float64(n)) || math.IsInf(float64(n), 0) {
 			return infSide(float64(n))
@@ -254,23 +255,6 @@ func intRangeSide(typ sql.Type, v any) int {
 		return 1
 	}
 	return 0
-}
-
-// negative reports whether the integer n is below zero.
-func negative(n any) bool {
-	switch x := n.(type) {
-	case int:
-		return x < 0
-	case int8:
-		return x < 0
-	case int16:
-		return x < 0
-	case int32:
-		return x < 0
-	case int64:
-		return x < 0
-	}
-	return false // unsigned
 }
 
 // infSide places an infinity beyond the range on its side; NaN is left alone.

@@ -56,13 +56,8 @@ type rangeBound struct {
 // batch is a clean error packet, a later one ends the stream as go-mysql-server's would.
 const rangeScanBatch = 128
 
-// parseRangeScan returns the range-scan plan of query, or nil when it has another shape.
-func parseRangeScan(query string) *rangeScan {
-	sel, head, qualifierOK := parseSimpleSelect(query)
-	return rangeScanOf(sel, head, qualifierOK)
-}
-
-// rangeScanOf is parseRangeScan on a statement parseSimpleSelect has parsed (sel nil: none).
+// rangeScanOf returns the range-scan plan of a statement parseSimpleSelect has parsed, or nil
+// when it has another shape (or sel is nil: no simple SELECT).
 func rangeScanOf(sel *sqlparser.Select, head selectHead, qualifierOK func(sqlparser.TableName) bool) *rangeScan {
 	if sel == nil {
 		return nil
@@ -193,8 +188,7 @@ func (f *Frontend) resolveRangeScan(ctx context.Context, c *mysql.Conn, rs *rang
 	if !ok {
 		return false
 	}
-	args := make([]string, 0, 1)
-	_, unsigned, ok := resolveKeyArgs(m, []string{rs.key}, append(args, "")) // one integer key column
+	_, unsigned, ok := resolveKeyArgs(m, []string{rs.key}, []string{""}) // one integer key column
 	if !ok {
 		return false
 	}
@@ -244,25 +238,20 @@ func keyOrder(bv *querypb.BindVariable, unsigned bool) (order uint64, pos int, o
 // empty is true when no value fits. ok is false when an argument is not an integer.
 func (rs *rangeScan) keyBounds(binds map[string]*querypb.BindVariable) (lo, hi uint64, empty, ok bool) {
 	lo, hi = 0, math.MaxUint64
-	for _, b := range rs.lower {
-		v, bounds, none, ok := rs.boundOrder(binds, b, true)
-		if !ok {
-			return 0, 0, false, false
+	for side, bs := range [2][]rangeBound{rs.lower, rs.upper} {
+		lower := side == 0
+		for _, b := range bs {
+			v, bounds, none, ok := rs.boundOrder(binds, b, lower)
+			switch {
+			case !ok:
+				return 0, 0, false, false
+			case bounds && lower:
+				lo = max(lo, v)
+			case bounds:
+				hi = min(hi, v)
+			}
+			empty = empty || none
 		}
-		if bounds {
-			lo = max(lo, v)
-		}
-		empty = empty || none
-	}
-	for _, b := range rs.upper {
-		v, bounds, none, ok := rs.boundOrder(binds, b, false)
-		if !ok {
-			return 0, 0, false, false
-		}
-		if bounds {
-			hi = min(hi, v)
-		}
-		empty = empty || none
 	}
 	return lo, hi, empty || lo > hi, true
 }
@@ -338,10 +327,11 @@ func (f *Frontend) execRangeScan(ctx context.Context, c *mysql.Conn, rs *rangeSc
 	}
 	if !empty && rs.limit != 0 {
 		prefix := engine.IndexPrefix(m.def.DataID, 0)
-		start := appendOrderKey(append([]byte(nil), prefix...), lo)
+		// A key is the prefix, then a tag and the 8 bytes of the order value (keyOrder).
+		start := engine.AppendUint(append([]byte(nil), prefix...), lo)
 		stop := engine.PrefixEnd(prefix)
 		if hi < math.MaxUint64 {
-			stop = appendOrderKey(append([]byte(nil), prefix...), hi+1)
+			stop = engine.AppendUint(append([]byte(nil), prefix...), hi+1)
 		}
 		it := txn.Scan(sqlCtx, start, stop, false)
 		skip := rs.offset
@@ -358,11 +348,7 @@ func (f *Frontend) execRangeScan(ctx context.Context, c *mysql.Conn, rs *rangeSc
 			if err != nil {
 				return true, err
 			}
-			out := make(sql.Row, len(rs.proj))
-			for i, p := range rs.proj {
-				out[i] = row[p]
-			}
-			vals, err := server.RowToSQL(sqlCtx, rs.projSch, out, nil, buf)
+			vals, err := server.RowToSQL(sqlCtx, rs.projSch, project(row, rs.proj), nil, buf)
 			if err != nil {
 				return true, err
 			}
@@ -387,10 +373,4 @@ func (f *Frontend) execRangeScan(ctx context.Context, c *mysql.Conn, rs *rangeSc
 		return true, flush()
 	}
 	return true, nil
-}
-
-// appendOrderKey appends the primary-key encoding of the integer whose order value is v (see
-// keyOrder).
-func appendOrderKey(b []byte, v uint64) []byte {
-	return engine.AppendUint(b, v)
 }

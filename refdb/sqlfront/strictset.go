@@ -190,29 +190,13 @@ func outOfIntRange(typ sql.Type, v any) bool {
 	if !ok {
 		return false
 	}
-	signed := func(x int64) bool { return x < b.min || (x > 0 && uint64(x) > b.max) }
-	unsigned := func(x uint64) bool { return x > b.max }
+	if n, u, unsigned, ok := intOf(v); ok {
+		if unsigned {
+			return u > b.max
+		}
+		return n < b.min || (n > 0 && uint64(n) > b.max)
+	}
 	switch n := v.(type) {
-	case int:
-		return signed(int64(n))
-	case int8:
-		return signed(int64(n))
-	case int16:
-		return signed(int64(n))
-	case int32:
-		return signed(int64(n))
-	case int64:
-		return signed(n)
-	case uint:
-		return unsigned(uint64(n))
-	case uint8:
-		return unsigned(uint64(n))
-	case uint16:
-		return unsigned(uint64(n))
-	case uint32:
-		return unsigned(uint64(n))
-	case uint64:
-		return unsigned(n)
 	case float32:
 		return floatOutOf(float64(n), b.min, b.max)
 	case float64:
@@ -222,6 +206,34 @@ func outOfIntRange(typ sql.Type, v any) bool {
 		return r.LessThan(decimal.NewFromInt(b.min)) || r.GreaterThan(decimal.NewFromBigInt(new(big.Int).SetUint64(b.max), 0))
 	}
 	return false // strings and the rest: the conversion reports them
+}
+
+// intOf reads a Go integer of any width: a signed one as n, an unsigned one as u. ok is false
+// for anything else.
+func intOf(v any) (n int64, u uint64, unsigned, ok bool) {
+	switch x := v.(type) {
+	case int:
+		return int64(x), 0, false, true
+	case int8:
+		return int64(x), 0, false, true
+	case int16:
+		return int64(x), 0, false, true
+	case int32:
+		return int64(x), 0, false, true
+	case int64:
+		return x, 0, false, true
+	case uint:
+		return 0, uint64(x), true, true
+	case uint8:
+		return 0, uint64(x), true, true
+	case uint16:
+		return 0, uint64(x), true, true
+	case uint32:
+		return 0, uint64(x), true, true
+	case uint64:
+		return 0, x, true, true
+	}
+	return 0, 0, false, false
 }
 
 // floatOutOf reports whether f, rounded as MySQL rounds it into an integer column, is outside
