@@ -405,6 +405,11 @@ func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepa
 			return h.after(c, err)
 		}
 	}
+	if pi := h.fe.inserts.get(prepare); pi != nil {
+		if handled, err := h.fe.execPointInsert(ctx, c, pi, prepare, callback); handled {
+			return h.after(c, err)
+		}
+	}
 	if k := parseTxnControl(prepare.PrepareStmt); k != notTxnControl {
 		if handled, err := h.fe.execTxnControl(ctx, c, k, prepare, callback); handled {
 			return h.after(c, err)
@@ -455,6 +460,8 @@ func (h *systemHandler) ComPrepare(ctx context.Context, c *mysql.Conn, query str
 	default:
 		if pw := parsePointWrite(query); pw != nil && h.fe.resolvePointWrite(ctx, c, pw, query) {
 			h.fe.writes.add(prepare, pw)
+		} else if pi := parsePointInsert(query); pi != nil && h.fe.resolvePointInsert(ctx, c, pi, query) {
+			h.fe.inserts.add(prepare, pi)
 		}
 	}
 	return fields, err

@@ -85,6 +85,10 @@ type Frontend struct {
 	// counts the executions.
 	writes    preparedPlans[pointWrite]
 	writesRun atomic.Uint64
+	// inserts are the prepared statements executed as point inserts (pointinsert.go);
+	// insertsRun counts the executions.
+	inserts    preparedPlans[pointInsert]
+	insertsRun atomic.Uint64
 	// txnCtlRun counts prepared BEGIN and COMMIT executed without go-mysql-server's planning
 	// (txnctl.go).
 	txnCtlRun atomic.Uint64
@@ -183,6 +187,10 @@ func (f *Frontend) RangeScans() uint64 { return f.rangesRun.Load() }
 // PointWrites is how many prepared statements were executed as point writes (see
 // pointwrite.go).
 func (f *Frontend) PointWrites() uint64 { return f.writesRun.Load() }
+
+// PointInserts is how many prepared statements were executed as point inserts (see
+// pointinsert.go).
+func (f *Frontend) PointInserts() uint64 { return f.insertsRun.Load() }
 
 // TxnControls is how many prepared BEGIN and COMMIT statements ran without go-mysql-server's
 // planning (see txnctl.go).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/go-mysql-server/sql/expression"
@@ -234,27 +235,51 @@ func (f *Frontend) execPointWrite(ctx context.Context, c *mysql.Conn, pw *pointW
 	if !ok {
 		return false, nil
 	}
-	var tx *Transaction
+	tx, autocommit, ok := writeTxn(sqlCtx)
+	if !ok {
+		return false, nil
+	}
+	return true, f.runWrite(sqlCtx, sess, c, prep.PrepareStmt, tx, autocommit, &f.writesRun,
+		func(sqlCtx *sql.Context, tx *Transaction) (*sqltypes.Result, error) {
+			if pw.delete {
+				sql.IncrementStatusVariable(sqlCtx, "Com_delete", 1)
+				return f.pointDelete(sqlCtx, tx, m, tuple)
+			}
+			sql.IncrementStatusVariable(sqlCtx, "Com_update", 1)
+			return f.pointUpdate(sqlCtx, tx, m, tuple, exprs)
+		}, callback)
+}
+
+// writeTxn returns the session's transaction for a fast-path write (nil: none yet) and its
+// autocommit setting. ok is false when go-mysql-server must run the statement: a read-only
+// transaction (its error and checks' order are the planner's) or one of another kind.
+func writeTxn(sqlCtx *sql.Context) (tx *Transaction, autocommit, ok bool) {
 	switch t := sqlCtx.GetTransaction().(type) {
 	case nil:
 	case *Transaction:
 		if t.readOnly {
-			return false, nil
+			return nil, false, false
 		}
 		tx = t
 	default:
-		return false, nil
+		return nil, false, false
 	}
 	autocommit, err := plan.IsSessionAutocommit(sqlCtx)
 	if err != nil {
-		return false, nil
+		return nil, false, false
 	}
+	return tx, autocommit, true
+}
 
-	// From here on the statement is ours: it shows in SHOW PROCESSLIST, and KILL QUERY and
-	// max_execution_time reach its lock waits, as for any query.
-	sqlCtx, end, err := beginStatement(sqlCtx, sess, prep.PrepareStmt, &f.writesRun)
+// runWrite runs a fast-path write statement, do, as Engine.QueryWithBindings runs a planned
+// one: it shows in SHOW PROCESSLIST and KILL QUERY and max_execution_time reach its lock waits;
+// it runs in the session's transaction or a new one, which autocommit commits after it; and
+// the OK packet carries the session's status flags.
+func (f *Frontend) runWrite(sqlCtx *sql.Context, sess *Session, c *mysql.Conn, query string, tx *Transaction, autocommit bool,
+	runs *atomic.Uint64, do func(*sql.Context, *Transaction) (*sqltypes.Result, error), callback func(*sqltypes.Result) error) error {
+	sqlCtx, end, err := beginStatement(sqlCtx, sess, query, runs)
 	if err != nil {
-		return true, err
+		return err
 	}
 	defer end()
 	// As Engine.QueryWithBindings: the session's transaction, else a new one (committed below
@@ -262,33 +287,26 @@ func (f *Frontend) execPointWrite(ctx context.Context, c *mysql.Conn, pw *pointW
 	if tx == nil {
 		ntx, err := sess.StartTransaction(sqlCtx, sql.ReadWrite)
 		if err != nil {
-			return true, sql.CastSQLError(err)
+			return sql.CastSQLError(err)
 		}
 		sqlCtx.SetTransaction(ntx)
 		tx = ntx.(*Transaction)
 	}
-	var res *sqltypes.Result
-	if pw.delete {
-		sql.IncrementStatusVariable(sqlCtx, "Com_delete", 1)
-		res, err = f.pointDelete(sqlCtx, tx, m, tuple)
-	} else {
-		sql.IncrementStatusVariable(sqlCtx, "Com_update", 1)
-		res, err = f.pointUpdate(sqlCtx, tx, m, tuple, exprs)
-	}
+	res, err := do(sqlCtx, tx)
 	if err != nil {
 		// The transaction stays as the failed statement left it: CommandEnd rolls an
 		// autocommit one back, an explicit one lives on without the statement's writes.
-		return true, sql.CastSQLError(err)
+		return sql.CastSQLError(err)
 	}
 	// As TransactionCommittingIter.Close.
 	if autocommit && !sqlCtx.GetIgnoreAutoCommit() {
 		if err := sess.CommitTransaction(sqlCtx, tx); err != nil {
-			return true, sql.CastSQLError(err)
+			return sql.CastSQLError(err)
 		}
 		sqlCtx.SetTransaction(nil)
 	}
 	setStatusFlags(c, autocommit, sqlCtx.GetTransaction() != nil)
-	return true, callback(res)
+	return callback(res)
 }
 
 func countArgs(sets []setClause) int {

@@ -29,32 +29,7 @@ func TestPointWrites(t *testing.T) {
 			(3, 'three', 30, 3, 127, 0, ''), (4, 'four', 40, 4, -128, 9.99, 'x'), (18446744073709551615, 'max', 50, 5, 0, 0, 'm')`)
 	}
 	conn := func() *sql.Conn { return w.conn(db) }
-	fast, planner := conn(), conn()
-	// run executes q (with %[1]s for the table) as a prepared statement, twice: once reporting
-	// its result and warnings, once its result and ROW_COUNT(), FOUND_ROWS(), LAST_INSERT_ID().
-	run := func(c *sql.Conn, q string, args ...any) string {
-		t.Helper()
-		var out strings.Builder
-		for pass := 0; pass < 2; pass++ {
-			res, err := c.ExecContext(ctx, q, args...)
-			if err != nil {
-				out.WriteString(errString(err))
-			} else {
-				n, _ := res.RowsAffected()
-				id, _ := res.LastInsertId()
-				fmt.Fprintf(&out, "affected %d insert_id %d", n, id)
-			}
-			if pass == 0 {
-				out.WriteString(" warnings" + queryString(t, c, "SHOW WARNINGS"))
-			} else {
-				out.WriteString(" counts" + queryString(t, c, "SELECT ROW_COUNT(), FOUND_ROWS(), LAST_INSERT_ID()"))
-			}
-			out.WriteString("; ")
-		}
-		return out.String()
-	}
-	contents := func(c *sql.Conn, tbl string) string {
-		t.Helper()
+	tw := newTwins(t, w, db, "pwa", "pwb", func(c *sql.Conn, tbl string) string {
 		s := queryString(t, c, "SELECT * FROM "+tbl+" ORDER BY id")
 		for k := -5; k <= 12; k++ {
 			s += fmt.Sprintf(" k=%d:", k) + queryString(t, c, fmt.Sprintf("SELECT id FROM %s WHERE k = %d ORDER BY id", tbl, k))
@@ -63,23 +38,8 @@ func TestPointWrites(t *testing.T) {
 			s += " n=" + n + ":" + queryString(t, c, fmt.Sprintf("SELECT id FROM %s WHERE n = %s", tbl, n))
 		}
 		return s
-	}
-	compare := func(what string) {
-		t.Helper()
-		if a, b := contents(fast, "pwa"), contents(planner, "pwb"); a != b {
-			t.Fatalf("%s: contents differ\n fast:    %s\n planner: %s", what, a, b)
-		}
-	}
-	both := func(q string, args ...any) (fastOut string) {
-		t.Helper()
-		a := run(fast, fmt.Sprintf(q, "pwa"), args...)
-		b := run(planner, "/* planner */ "+fmt.Sprintf(q, "pwb"), args...)
-		if a != b {
-			t.Errorf("%s %v:\n fast:    %s\n planner: %s", q, args, a, b)
-		}
-		t.Logf("%s %v: %s", q, args, a)
-		return a
-	}
+	})
+	fast, planner, compare, both := tw.fast, tw.planner, tw.compare, tw.both
 
 	t.Run("statements", func(t *testing.T) {
 		before := w.fe.PointWrites()
@@ -358,6 +318,66 @@ func TestPointWrites(t *testing.T) {
 			t.Errorf("%d row locks and %d transactions left", l, n)
 		}
 	})
+}
+
+// twins runs prepared statements twice over twin tables with the same rows: as is on table a
+// (where a fast path may take them), and with a leading comment on table b, which every fast
+// path declines, so go-mysql-server plans and executes the same statement with the same bound
+// arguments.
+type twins struct {
+	t             *testing.T
+	ctx           context.Context
+	a, b          string
+	fast, planner *sql.Conn
+	contents      func(c *sql.Conn, tbl string) string
+}
+
+func newTwins(t *testing.T, w *writer, db *sql.DB, a, b string, contents func(c *sql.Conn, tbl string) string) *twins {
+	return &twins{t: t, ctx: w.ctx, a: a, b: b, fast: w.conn(db), planner: w.conn(db), contents: contents}
+}
+
+// run executes q as a prepared statement, twice: once reporting its result and warnings, once
+// its result and ROW_COUNT(), FOUND_ROWS(), LAST_INSERT_ID().
+func (tw *twins) run(c *sql.Conn, q string, args ...any) string {
+	tw.t.Helper()
+	var out strings.Builder
+	for pass := 0; pass < 2; pass++ {
+		res, err := c.ExecContext(tw.ctx, q, args...)
+		if err != nil {
+			out.WriteString(errString(err))
+		} else {
+			n, _ := res.RowsAffected()
+			id, _ := res.LastInsertId()
+			fmt.Fprintf(&out, "affected %d insert_id %d", n, id)
+		}
+		if pass == 0 {
+			out.WriteString(" warnings" + queryString(tw.t, c, "SHOW WARNINGS"))
+		} else {
+			out.WriteString(" counts" + queryString(tw.t, c, "SELECT ROW_COUNT(), FOUND_ROWS(), LAST_INSERT_ID()"))
+		}
+		out.WriteString("; ")
+	}
+	return out.String()
+}
+
+// both runs q (with %[1]s for the table) on both twins and reports any difference.
+func (tw *twins) both(q string, args ...any) (fastOut string) {
+	tw.t.Helper()
+	a := tw.run(tw.fast, fmt.Sprintf(q, tw.a), args...)
+	b := tw.run(tw.planner, "/* planner */ "+fmt.Sprintf(q, tw.b), args...)
+	if a != b {
+		tw.t.Errorf("%s %v:\n fast:    %s\n planner: %s", q, args, a, b)
+	}
+	tw.t.Logf("%s %v: %s", q, args, a)
+	return a
+}
+
+// compare fails the test when the twins' contents differ.
+func (tw *twins) compare(what string) {
+	tw.t.Helper()
+	if a, b := tw.contents(tw.fast, tw.a), tw.contents(tw.planner, tw.b); a != b {
+		tw.t.Fatalf("%s: contents differ\n fast:    %s\n planner: %s", what, a, b)
+	}
 }
 
 func errString(err error) string {
