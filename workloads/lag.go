@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aurorabench/aurorabench/checker"
@@ -35,6 +37,13 @@ type Lag struct {
 // machine steals the CPU the replica needs to apply changes and would
 // inflate the lag it measures. 1 ms bounds the added error.
 const lagPollPause = time.Millisecond
+
+// lagPollerNice is the nice value of each poller's OS thread, the priority aurorabench runs
+// every local target's replicas at (refdb instance --reader-nice, targets/internal/local
+// KeepPriority): a poll that found a marker must not then wait for the CPU behind the load
+// generator's own writers, or the lag measured is aurorabench's queueing rather than the
+// replica's. Only a privileged process may raise it; otherwise the pollers run as they are.
+const lagPollerNice = -10
 
 // lagCatchUp bounds the final wait for replicas to show every marker.
 const lagCatchUp = 60 * time.Second
@@ -137,6 +146,7 @@ type lagPoller struct {
 	poll      *sql.Stmt
 	watermark int64
 	seen      map[int64]bool
+	pinned    bool // Invoke's goroutine holds its own OS thread, at lagPollerNice
 }
 
 // Close is deferred to Final, which still needs the connection.
@@ -153,7 +163,20 @@ func (c *lagPoller) close() error {
 // has reports whether the poller has seen id.
 func (c *lagPoller) has(id int64) bool { return id <= c.watermark || c.seen[id] }
 
+// Invoke is a worker's poll. The runner calls a client from one goroutine, the worker's, for
+// the whole run: its first poll gives it an OS thread of its own at lagPollerNice, which dies
+// with the goroutine, so the nice value never reaches other goroutines.
 func (c *lagPoller) Invoke(ctx context.Context, op history.Op) history.Op {
+	if !c.pinned {
+		c.pinned = true
+		runtime.LockOSThread()
+		_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), lagPollerNice)
+	}
+	return c.invoke(ctx, op)
+}
+
+// invoke polls once (after lagPollPause, but for the first poll).
+func (c *lagPoller) invoke(ctx context.Context, op history.Op) history.Op {
 	if op.Time > 0 { // not the first poll: pause (see lagPollPause)
 		t := time.NewTimer(lagPollPause)
 		select {
@@ -224,7 +247,8 @@ func (l *Lag) Final(ctx context.Context, env *Env, rec Recorder) error {
 				break
 			}
 			op := history.Op{F: "poll", Node: id, Time: 1}
-			rec(ctx, op, func(ctx context.Context) history.Op { return p.Invoke(ctx, op) })
+			// From the caller's goroutine, which must keep its thread and priority.
+			rec(ctx, op, func(ctx context.Context) history.Op { return p.invoke(ctx, op) })
 		}
 	}
 	return nil
