@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"runtime"
 	"sort"
@@ -169,10 +170,36 @@ func (c *lagPoller) has(id int64) bool { return id <= c.watermark || c.seen[id] 
 func (c *lagPoller) Invoke(ctx context.Context, op history.Op) history.Op {
 	if !c.pinned {
 		c.pinned = true
-		runtime.LockOSThread()
-		_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), lagPollerNice)
+		if err := pinPollerThread(); err != nil {
+			pollerPriorityOnce.Do(func() {
+				slog.Info("lag pollers run at the default priority", "nice", lagPollerNice, "err", err)
+			})
+		}
 	}
 	return c.invoke(ctx, op)
+}
+
+var pollerPriorityOnce sync.Once
+
+// pinPollerThread locks the calling goroutine to its OS thread and sets that thread's nice
+// value to lagPollerNice. Go ends a thread whose goroutine exits locked, except the process's
+// main thread, which it parks for good: there the nice value would outlive the poller and show
+// as the whole process's. So a goroutine the scheduler put on the main thread steps off it
+// (a short sleep puts it back on whichever thread runs next) and tries again.
+func pinPollerThread() error {
+	for try := 0; try < 20; try++ {
+		runtime.LockOSThread()
+		tid := syscall.Gettid()
+		if tid != syscall.Getpid() {
+			if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, lagPollerNice); err != nil {
+				return fmt.Errorf("thread %d: %w", tid, err)
+			}
+			return nil
+		}
+		runtime.UnlockOSThread()
+		time.Sleep(time.Millisecond)
+	}
+	return errors.New("the scheduler kept the poller on the main thread")
 }
 
 // invoke polls once (after lagPollPause, but for the first poll).

@@ -18,6 +18,7 @@ import (
 	sqle "github.com/dolthub/go-mysql-server"
 	"github.com/dolthub/go-mysql-server/server"
 	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/mysql_db"
 	"github.com/dolthub/go-mysql-server/sql/types"
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/sirupsen/logrus"
@@ -142,6 +143,9 @@ func New(cfg Config) (*Frontend, error) {
 	enableRules()
 	f.gms = sqle.NewDefault(&Provider{fe: f})
 	cat := f.gms.Analyzer.Catalog
+	// Accounts live in memory only (accounts.go refuses the statements that would change
+	// them); FLUSH PRIVILEGES persists them through this, and succeeds as a no-op.
+	cat.MySQLDb.SetPersister(&mysql_db.NoopPersister{})
 	ed := cat.MySQLDb.Editor()
 	cat.MySQLDb.AddSuperUser(ed, cfg.User, "%", cfg.Password)
 	ed.Close()

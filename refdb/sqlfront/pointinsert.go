@@ -224,7 +224,7 @@ func (f *Frontend) pointInsert(ctx *sql.Context, m *tableMeta, pi *pointInsert, 
 		WithAutoIncrementIdx(firstGenerated).
 		WithDeferredDefaults(sql.NewFastIntSet())
 	// refdb's own analyzer rule for planned INSERTs (strictset.go).
-	if err := checkInsertLiterals(node); err != nil {
+	if err := checkInsertLiterals(ctx, node); err != nil {
 		return nil, err
 	}
 	iter, err := rowexec.DefaultBuilder.Build(ctx, node, nil)

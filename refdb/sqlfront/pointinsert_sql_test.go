@@ -20,6 +20,8 @@ func TestPointInserts(t *testing.T) {
 			KEY k_idx (k), UNIQUE KEY n_u (n))`)
 		mustExec(t, db, "INSERT INTO "+tbl+" VALUES (1, 'one', 10, 1, 1, 1.50, 'a', 1), (2, 'two', NULL, 2, NULL, NULL, NULL, NULL)")
 		mustExec(t, db, "CREATE TABLE "+tbl+"_plain (a INT NOT NULL, b VARCHAR(3), PRIMARY KEY (a))")
+		mustExec(t, db, "CREATE TABLE "+tbl+"_tiny (id TINYINT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT)")
+		mustExec(t, db, "CREATE TABLE "+tbl+"_nokey (a INT, b VARCHAR(3), UNIQUE KEY a_u (a))")
 	}
 	tw := newTwins(t, w, db, "pia", "pib", func(c *sql.Conn, tbl string) string {
 		s := queryString(t, c, "SELECT * FROM "+tbl+" ORDER BY id")
@@ -30,6 +32,8 @@ func TestPointInserts(t *testing.T) {
 			s += " n=" + n + ":" + queryString(t, c, fmt.Sprintf("SELECT id FROM %s WHERE n = %s", tbl, n))
 		}
 		s += " plain:" + queryString(t, c, "SELECT * FROM "+tbl+"_plain ORDER BY a")
+		s += " tiny:" + queryString(t, c, "SELECT * FROM "+tbl+"_tiny ORDER BY id")
+		s += " nokey:" + queryString(t, c, "SELECT * FROM "+tbl+"_nokey ORDER BY a, b")
 		return s + " next:" + queryString(t, c, "SELECT AUTO_INCREMENT FROM information_schema.tables WHERE table_name = '"+tbl+"'")
 	})
 	const all = "INSERT INTO %s (id, Name, n, k, t, d, s, u) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -70,6 +74,15 @@ func TestPointInserts(t *testing.T) {
 			{"INSERT INTO %s_plain VALUES (?, ?)", []any{1, "cd"}, true},
 			{"INSERT INTO %s_plain (b, a) VALUES (?, ?)", []any{"abcd", 2}, true},
 			{"INSERT INTO %s_plain VALUES (?, ?)", []any{nil, "x"}, true},
+			{"INSERT INTO %s_tiny VALUES (?, ?)", []any{"300", 1}, true}, // out of range as a string too
+			{"INSERT INTO %s_tiny VALUES (?, ?)", []any{300, 1}, true},
+			{"INSERT INTO %s_tiny VALUES (?, ?)", []any{"126", 1}, true},
+			{"INSERT INTO %s_tiny VALUES (?, ?)", []any{nil, 2}, true},
+			{"INSERT INTO %s_tiny VALUES (?, ?)", []any{nil, 3}, true}, // past the type's end
+			{"INSERT INTO %s_nokey VALUES (?, ?)", []any{1, "a"}, true},
+			{"INSERT INTO %s_nokey VALUES (?, ?)", []any{nil, "b"}, true},
+			{"INSERT INTO %s_nokey VALUES (?, ?)", []any{nil, "b"}, true},          // NULLs never collide
+			{"INSERT INTO %s_nokey VALUES (?, ?)", []any{1, "c"}, true},            // duplicate in a_u
 			{"INSERT INTO %s (id, Name) VALUES (?, ?)", []any{300, "dflt"}, false}, // defaults
 			{"INSERT IGNORE INTO %s (id, Name, n, k, t, d, s, u) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", []any{3, "ign", 1, 1, 1, 1, "i", 1}, false},
 			{all + " ON DUPLICATE KEY UPDATE k = k + 1", []any{3, "odku", 1, 1, 1, 1, "i", 1}, false},
@@ -108,6 +121,40 @@ func TestPointInserts(t *testing.T) {
 			mustExecConn(t, c, "SET SESSION sql_mode = DEFAULT")
 		}
 		tw.compare("sql modes")
+	})
+
+	t.Run("read_only", func(t *testing.T) {
+		before := w.fe.PointInserts()
+		w.fe.SetReadOnly(true)
+		tw.both(all, 600, "ro", 600, 6, 6, 6, "r", 6)
+		w.fe.SetReadOnly(false)
+		if n := w.fe.PointInserts() - before; n != 0 {
+			t.Errorf("%d executions ran as point inserts in read-only mode, want 0", n)
+		}
+		tw.compare("read-only")
+	})
+
+	t.Run("autocommit_off", func(t *testing.T) {
+		for _, c := range []*sql.Conn{tw.fast, tw.planner} {
+			mustExecConn(t, c, "SET autocommit = 0")
+		}
+		tw.both(all, 700, "ac0", 700, 7, 7, 7, "a", 7)
+		if got := queryInts(t, db, "SELECT COUNT(*) FROM pia WHERE id = 700"); fmt.Sprint(got) != "[0]" {
+			t.Errorf("uncommitted insert visible with autocommit off: %v", got)
+		}
+		tw.both(all, 701, "ac0b", 701, 7, 7, 7, "a", 7)
+		for _, c := range []*sql.Conn{tw.fast, tw.planner} {
+			mustExecConn(t, c, "ROLLBACK")
+		}
+		tw.both(all, 702, "ac0c", 702, 7, 7, 7, "a", 7)
+		for _, c := range []*sql.Conn{tw.fast, tw.planner} {
+			mustExecConn(t, c, "COMMIT")
+			mustExecConn(t, c, "SET autocommit = 1")
+		}
+		tw.compare("autocommit off")
+		if got := queryInts(t, db, "SELECT id FROM pia WHERE id >= 700 ORDER BY id"); fmt.Sprint(got) != "[702]" {
+			t.Errorf("after rollback and commit with autocommit off: %v, want [702]", got)
+		}
 	})
 
 	t.Run("transactions", func(t *testing.T) {
@@ -176,6 +223,7 @@ func TestPointInserts(t *testing.T) {
 		a, b := w.conn(db), w.conn(db)
 		defer a.Close()
 		defer b.Close()
+		before := w.fe.PointInserts()
 		// A second insert of a key another transaction inserted waits for it, then fails as a
 		// duplicate once it commits.
 		mustExecConn(t, a, "BEGIN")
@@ -195,6 +243,9 @@ func TestPointInserts(t *testing.T) {
 		mustExecConn(t, a, "COMMIT")
 		if err := <-done; errCode(err) != 1062 {
 			t.Fatalf("second insert of a committed key: %v, want error 1062", err)
+		}
+		if n := w.fe.PointInserts() - before; n != 2 {
+			t.Errorf("%d executions ran as point inserts, want 2", n)
 		}
 		if l, n := w.fe.Engine().LockedKeys(), w.fe.Engine().ActiveTxns(); l != 0 || n != 0 {
 			t.Errorf("%d row locks and %d transactions left", l, n)

@@ -73,14 +73,16 @@ var rulesOnce sync.Once
 // enableRules adds refdb's analyzer rules to go-mysql-server's package-level batches:
 // strictUpdates to the once-after-all rules, the one batch every UPDATE goes through (a
 // single-table UPDATE runs a fixed list of batches, analyzer.getBatchesForNode, that skips
-// rules added to an analyzer's builder but reads the package's lists each time), and
-// clampRanges (rangeclamp.go) to the always-before-default rules and before pushFilters. It
+// rules added to an analyzer's builder but reads the package's lists each time),
+// clampRanges (rangeclamp.go) to the always-before-default rules and before pushFilters, and
+// refuseAccounts (accounts.go) to the always-before-default rules. It
 // must run before the first analyzer is built, which copies those lists for full analyses.
 func enableRules() {
 	rulesOnce.Do(func() {
 		analyzer.OnceAfterAll = append(analyzer.OnceAfterAll, analyzer.Rule{Id: strictUpdateRule, Apply: strictUpdates})
 		clamp := analyzer.Rule{Id: clampRangeRule, Apply: clampRanges}
-		analyzer.AlwaysBeforeDefault = append(analyzer.AlwaysBeforeDefault, clamp)
+		analyzer.AlwaysBeforeDefault = append(analyzer.AlwaysBeforeDefault, clamp,
+			analyzer.Rule{Id: refuseAccountsRule, Apply: refuseAccounts})
 		// Again just before pushFilters of a full analysis, which is where a JOIN's ON
 		// conditions and an unnested IN (SELECT ...) have become Filters too.
 		at := slices.IndexFunc(analyzer.OnceAfterDefault, func(r analyzer.Rule) bool { return r.Id.String() == "pushFilters" })
@@ -93,10 +95,10 @@ func enableRules() {
 
 // strictUpdates is an analyzer rule: every assignment of an UPDATE without IGNORE becomes a
 // strictSetField, and an INSERT without IGNORE has its literal values range-checked.
-func strictUpdates(_ *sql.Context, _ *analyzer.Analyzer, n sql.Node, _ *plan.Scope, _ analyzer.RuleSelector, _ *sql.QueryFlags) (sql.Node, transform.TreeIdentity, error) {
+func strictUpdates(ctx *sql.Context, _ *analyzer.Analyzer, n sql.Node, _ *plan.Scope, _ analyzer.RuleSelector, _ *sql.QueryFlags) (sql.Node, transform.TreeIdentity, error) {
 	return transform.Node(n, func(n sql.Node) (sql.Node, transform.TreeIdentity, error) {
 		if ins, ok := n.(*plan.InsertInto); ok {
-			return n, transform.SameTree, checkInsertLiterals(ins)
+			return n, transform.SameTree, checkInsertLiterals(ctx, ins)
 		}
 		us, ok := n.(*plan.UpdateSource)
 		if !ok || us.Ignore {
@@ -122,8 +124,11 @@ func strictUpdates(_ *sql.Context, _ *analyzer.Analyzer, n sql.Node, _ *plan.Sco
 // checkInsertLiterals refuses an INSERT (without IGNORE) of a literal value outside its
 // integer column's range. go-mysql-server's insert checks the range through the same
 // conversion, which calls a truncated uint64 in range: 2^64-1 went into an INT UNSIGNED as
-// 4294967295.
-func checkInsertLiterals(ins *plan.InsertInto) error {
+// 4294967295. An AUTO_INCREMENT column's value is converted before that check, by its
+// AutoIncrement expression, which drops the conversion's out-of-range report: the string
+// '300' went into a TINYINT key as 127. So a value the conversion calls out of range is
+// refused there too.
+func checkInsertLiterals(ctx *sql.Context, ins *plan.InsertInto) error {
 	if ins.Ignore {
 		return nil
 	}
@@ -156,7 +161,12 @@ func checkInsertLiterals(ins *plan.InsertInto) error {
 			if !ok || i >= len(cols) || lit.Value() == nil {
 				continue
 			}
-			if outOfIntRange(cols[i].Type, lit.Value()) {
+			out := outOfIntRange(cols[i].Type, lit.Value())
+			if !out && cols[i].AutoIncrement {
+				_, inRange, err := cols[i].Type.Convert(ctx, lit.Value())
+				out = err == nil && inRange == sql.OutOfRange
+			}
+			if out {
 				return sqlErr(1264, "22003", fmt.Sprintf("Out of range value for column '%s' at row %d", cols[i].Name, r+1)) // ER_WARN_DATA_OUT_OF_RANGE
 			}
 		}
