@@ -244,8 +244,37 @@ func TestPointInserts(t *testing.T) {
 		if err := <-done; errCode(err) != 1062 {
 			t.Fatalf("second insert of a committed key: %v, want error 1062", err)
 		}
-		if n := w.fe.PointInserts() - before; n != 2 {
-			t.Errorf("%d executions ran as point inserts, want 2", n)
+		// KILL QUERY reaches a point insert waiting for a lock.
+		mustExecConn(t, a, "BEGIN")
+		if _, err := a.ExecContext(w.ctx, "INSERT INTO pia_plain VALUES (?, ?)", 51, "a"); err != nil {
+			t.Fatal(err)
+		}
+		var bid int64
+		if err := b.QueryRowContext(w.ctx, "SELECT CONNECTION_ID()").Scan(&bid); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			_, err := b.ExecContext(w.ctx, "INSERT INTO pia_plain VALUES (?, ?)", 51, "b")
+			done <- err
+		}()
+		time.Sleep(200 * time.Millisecond)
+		if _, err := db.ExecContext(w.ctx, fmt.Sprintf("KILL QUERY %d", bid)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("killed point insert succeeded")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("KILL QUERY did not stop a point insert waiting for a lock")
+		}
+		mustExecConn(t, a, "ROLLBACK")
+		if got := queryInts(t, db, "SELECT COUNT(*) FROM pia_plain WHERE a = 51"); fmt.Sprint(got) != "[0]" {
+			t.Errorf("after the kill and the rollback: %v rows with a = 51, want none", got)
+		}
+		if n := w.fe.PointInserts() - before; n != 4 {
+			t.Errorf("%d executions ran as point inserts, want 4", n)
 		}
 		if l, n := w.fe.Engine().LockedKeys(), w.fe.Engine().ActiveTxns(); l != 0 || n != 0 {
 			t.Errorf("%d row locks and %d transactions left", l, n)
