@@ -151,3 +151,11 @@ func Readers(t Target) []Node {
 	}
 	return rs
 }
+
+// ReplicaNice is the nice value aurorabench gives the replicas of every local target and the
+// threads that watch them (the lag workload's pollers); primaries run at 0. refdb's readers
+// run at the same value by default (`refdb instance --reader-nice`): on a machine where the
+// primary, its replicas and the load generator share a few cores, a replica's lag is mostly
+// waiting for a CPU, and each peer gets the same help. Lowering nice needs root
+// (CAP_SYS_NICE); without it everything keeps its priority.
+const ReplicaNice = -10

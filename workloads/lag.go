@@ -39,12 +39,12 @@ type Lag struct {
 // inflate the lag it measures. 1 ms bounds the added error.
 const lagPollPause = time.Millisecond
 
-// lagPollerNice is the nice value of each poller's OS thread, the priority aurorabench runs
-// every local target's replicas at (refdb instance --reader-nice, targets/internal/local
-// KeepPriority): a poll that found a marker must not then wait for the CPU behind the load
-// generator's own writers, or the lag measured is aurorabench's queueing rather than the
-// replica's. Only a privileged process may raise it; otherwise the pollers run as they are.
-const lagPollerNice = -10
+// lagPollerNice is the nice value of each poller's OS thread, the priority of the replicas it
+// watches (targets.ReplicaNice): a poll that found a marker must not then wait for the CPU
+// behind the load generator's own writers, or the lag measured is aurorabench's queueing
+// rather than the replica's. Only a privileged process may raise it; otherwise the pollers
+// run as they are.
+const lagPollerNice = targets.ReplicaNice
 
 // lagCatchUp bounds the final wait for replicas to show every marker.
 const lagCatchUp = 60 * time.Second

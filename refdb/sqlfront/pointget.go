@@ -40,16 +40,14 @@ type pointGet struct {
 	keyCols   []string // the WHERE columns, in the order of their parameters
 	keyArgs   []string // their bind variable names (v1, v2, ...)
 	fields    []*querypb.Field
-	// defID and defVersion name the table definition the plan was resolved against: after
-	// any DDL on the table the statement goes back to go-mysql-server, which answers with the
-	// new columns. Under that definition the plan below never changes, so it is resolved
-	// once, at prepare time.
-	defID      uint32
-	defVersion uint64
-	args       []string   // the bind variable of each primary-key column, in key order
-	unsigned   []bool     // whether that column is unsigned
-	proj       []int      // ordinals of the projected columns
-	projSch    sql.Schema // their schema
+	// The table definition the plan was resolved against: after any DDL on the table the
+	// statement goes back to go-mysql-server, which answers with the new columns. Under that
+	// definition the plan below never changes, so it is resolved once, at prepare time.
+	tableVersion
+	args     []string   // the bind variable of each primary-key column, in key order
+	unsigned []bool     // whether that column is unsigned
+	proj     []int      // ordinals of the projected columns
+	projSch  sql.Schema // their schema
 }
 
 // preparedPlans remembers the plans of prepared statements (point gets, point writes).
@@ -233,6 +231,38 @@ func resolveKeyArgs(m *tableMeta, keyCols, keyArgs []string) (args []string, uns
 	return args, unsigned, true
 }
 
+// tableVersion is the table definition a prepared fast path was resolved against. Each
+// execution looks the table up by name again (sameTable), and one that finds it dropped,
+// replaced or altered since goes to go-mysql-server, which knows the new definition.
+type tableVersion struct {
+	defID      uint32
+	defVersion uint64
+}
+
+// preparedTable is statementTable for a statement being prepared on c, with the version its
+// plan holds to.
+func (f *Frontend) preparedTable(ctx context.Context, c *mysql.Conn, query, db, table string) (*engine.TableDef, *tableMeta, tableVersion, bool) {
+	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, query)
+	if err != nil {
+		return nil, nil, tableVersion{}, false
+	}
+	def, m, ok := f.statementTable(f.engine(), sqlCtx, db, table)
+	if !ok {
+		return nil, nil, tableVersion{}, false
+	}
+	return def, m, tableVersion{def.ID, def.Version}, true
+}
+
+// sameTable is statementTable for an execution of a statement prepared against v: ok is false
+// when the table is gone or has another definition now.
+func (f *Frontend) sameTable(eng *engine.Engine, sqlCtx *sql.Context, db, table string, v tableVersion) (*tableMeta, bool) {
+	def, m, ok := f.statementTable(eng, sqlCtx, db, table)
+	if !ok || def.ID != v.defID || def.Version != v.defVersion {
+		return nil, false
+	}
+	return m, true
+}
+
 // statementTable finds the table a point get or write names (db "" = the session's current
 // database) and its metadata.
 func (f *Frontend) statementTable(eng *engine.Engine, sqlCtx *sql.Context, db, table string) (*engine.TableDef, *tableMeta, bool) {
@@ -258,11 +288,7 @@ func (f *Frontend) statementTable(eng *engine.Engine, sqlCtx *sql.Context, db, t
 // projection. It reports false when the statement is not a point get on that table after all
 // (another key, a non-integer key column, an unknown column).
 func (f *Frontend) resolvePointGet(ctx context.Context, c *mysql.Conn, pg *pointGet, query string) bool {
-	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, query)
-	if err != nil {
-		return false
-	}
-	def, m, ok := f.statementTable(f.engine(), sqlCtx, pg.db, pg.table)
+	_, m, v, ok := f.preparedTable(ctx, c, query, pg.db, pg.table)
 	if !ok {
 		return false
 	}
@@ -272,7 +298,7 @@ func (f *Frontend) resolvePointGet(ctx context.Context, c *mysql.Conn, pg *point
 	if pg.proj, pg.projSch, ok = resolveProjection(m, pg.cols); !ok {
 		return false
 	}
-	pg.defID, pg.defVersion = def.ID, def.Version
+	pg.tableVersion = v
 	return true
 }
 
@@ -309,8 +335,8 @@ func (f *Frontend) execPointGet(ctx context.Context, c *mysql.Conn, pg *pointGet
 		return false, nil
 	}
 	eng := f.engine()
-	def, m, ok := f.statementTable(eng, sqlCtx, pg.db, pg.table)
-	if !ok || def.ID != pg.defID || def.Version != pg.defVersion || len(pg.proj) != len(pg.fields) {
+	m, ok := f.sameTable(eng, sqlCtx, pg.db, pg.table, pg.tableVersion)
+	if !ok || len(pg.proj) != len(pg.fields) {
 		return false, nil // go-mysql-server reports a missing table, or answers a changed one
 	}
 	// The key: every primary-key column bound to an integer argument.

@@ -40,19 +40,17 @@ type pointInsert struct {
 	cols      []string
 	vals      []insertValue
 
-	// Resolved against the table definition defID/defVersion at prepare time.
-	defID      uint32
-	defVersion uint64
-	order      []int // order[i]: the position in vals of the table's column i
-	autoInc    int   // the table's AUTO_INCREMENT column, or -1
-	args       int   // how many values are bind variables
+	// Resolved against this table definition at prepare time.
+	tableVersion
+	order   []int // order[i]: the position in vals of the table's column i
+	autoInc int   // the table's AUTO_INCREMENT column, or -1
+	args    int   // how many values are bind variables
 }
 
-// insertValue is one value of the row: a bind variable, a constant, or NULL.
+// insertValue is one value of the row: a bind variable, a constant, or NULL (neither).
 type insertValue struct {
-	arg  string            // bind variable name, or ""
-	lit  *sqlparser.SQLVal // a constant when arg is "" and null is false
-	null bool
+	arg string            // bind variable name, or ""
+	lit *sqlparser.SQLVal // a constant when arg is ""; nil with it: NULL
 }
 
 // parsePointInsert returns the point-insert plan of query, or nil when it has another shape.
@@ -87,7 +85,7 @@ func parsePointInsert(query string) *pointInsert {
 				pi.vals = append(pi.vals, insertValue{lit: v})
 			}
 		case *sqlparser.NullVal:
-			pi.vals = append(pi.vals, insertValue{null: true})
+			pi.vals = append(pi.vals, insertValue{})
 		default:
 			return nil // DEFAULT, expressions, functions: the planner's
 		}
@@ -98,11 +96,7 @@ func parsePointInsert(query string) *pointInsert {
 // resolvePointInsert binds pi to the table definition the statement was just prepared
 // against. It reports false when the statement is not a point insert on that table after all.
 func (f *Frontend) resolvePointInsert(ctx context.Context, c *mysql.Conn, pi *pointInsert, query string) bool {
-	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, query)
-	if err != nil {
-		return false
-	}
-	def, m, ok := f.statementTable(f.engine(), sqlCtx, pi.db, pi.table)
+	def, m, v, ok := f.preparedTable(ctx, c, query, pi.db, pi.table)
 	if !ok {
 		return false
 	}
@@ -141,7 +135,7 @@ func (f *Frontend) resolvePointInsert(ctx context.Context, c *mysql.Conn, pi *po
 			break
 		}
 	}
-	pi.defID, pi.defVersion = def.ID, def.Version
+	pi.tableVersion = v
 	return true
 }
 
@@ -153,8 +147,8 @@ func (f *Frontend) execPointInsert(ctx context.Context, c *mysql.Conn, pi *point
 	if !ok || f.ReadOnly() {
 		return false, nil
 	}
-	def, m, ok := f.statementTable(f.engine(), sqlCtx, pi.db, pi.table)
-	if !ok || def.ID != pi.defID || def.Version != pi.defVersion {
+	m, ok := f.sameTable(f.engine(), sqlCtx, pi.db, pi.table, pi.tableVersion)
+	if !ok {
 		return false, nil
 	}
 	if len(prep.BindVars) != pi.args {
@@ -164,21 +158,8 @@ func (f *Frontend) execPointInsert(ctx context.Context, c *mysql.Conn, pi *point
 	b := planbuilder.New(sqlCtx, nil, nil, nil)
 	tuple := make([]sql.Expression, len(pi.vals))
 	for j, v := range pi.vals {
-		switch {
-		case v.null:
-			tuple[j] = expression.NewLiteral(nil, types.Null)
-		case v.arg != "":
-			bv := prep.BindVars[v.arg]
-			if bv == nil {
-				return false, nil
-			}
-			if tuple[j], ok = bindLiteral(b, bv); !ok {
-				return false, nil
-			}
-		default:
-			if tuple[j], ok = convertVal(b, v.lit); !ok {
-				return false, nil
-			}
+		if tuple[j], ok = valueLiteral(b, prep.BindVars, v.arg, v.lit); !ok {
+			return false, nil
 		}
 	}
 	tx, autocommit, ok := writeTxn(sqlCtx)
@@ -188,13 +169,13 @@ func (f *Frontend) execPointInsert(ctx context.Context, c *mysql.Conn, pi *point
 	return true, f.runWrite(sqlCtx, sess, c, prep.PrepareStmt, tx, autocommit, &f.insertsRun,
 		func(sqlCtx *sql.Context, _ *Transaction) (*sqltypes.Result, error) {
 			sql.IncrementStatusVariable(sqlCtx, "Com_insert", 1)
-			return f.pointInsert(sqlCtx, m, pi, tuple)
+			return f.runInsert(sqlCtx, m, pi, tuple)
 		}, callback)
 }
 
-// pointInsert builds the analyzed plan of the INSERT (see pointInsert) and runs it with
+// runInsert builds the analyzed plan of the INSERT (see pointInsert) and runs it with
 // go-mysql-server's executor and its row-count accumulator.
-func (f *Frontend) pointInsert(ctx *sql.Context, m *tableMeta, pi *pointInsert, tuple []sql.Expression) (*sqltypes.Result, error) {
+func (f *Frontend) runInsert(ctx *sql.Context, m *tableMeta, pi *pointInsert, tuple []sql.Expression) (*sqltypes.Result, error) {
 	tbl := f.table(m)
 	sch := m.sch.Schema
 	// As wrapRowSource.
@@ -235,25 +216,25 @@ func (f *Frontend) pointInsert(ctx *sql.Context, m *tableMeta, pi *pointInsert, 
 	// The accumulator closes the insert (undoing the statement's writes on error) before it
 	// returns its one row.
 	row, err := iter.Next(ctx)
-	isOK := false
 	if cerr := iter.Close(ctx); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, err
 	}
-	var ok types.OkResult
-	if len(row) == 1 {
-		ok, isOK = row[0].(types.OkResult)
+	var res types.OkResult
+	ok := len(row) == 1
+	if ok {
+		res, ok = row[0].(types.OkResult)
 	}
-	if !isOK {
+	if !ok {
 		return nil, fmt.Errorf("insert into %s: the executor returned %v, not its row count", m.def.Name, row)
 	}
 	info := ""
-	if ok.Info != nil {
-		info = ok.Info.String()
+	if res.Info != nil {
+		info = res.Info.String()
 	}
-	return &sqltypes.Result{RowsAffected: ok.RowsAffected, InsertID: ok.InsertID, Info: info}, nil
+	return &sqltypes.Result{RowsAffected: res.RowsAffected, InsertID: res.InsertID, Info: info}, nil
 }
 
 // isZeroLiteral is the analyzer's isZero: a numeric literal equal to 0.

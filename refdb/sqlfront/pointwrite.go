@@ -35,7 +35,7 @@ import (
 // DiscardChanges on error) after the same locking read (Txn.GetForUpdate) the plan's row
 // iterator does, and the transaction is begun and committed as Engine.QueryWithBindings and
 // TransactionCommittingIter do. Anything that could make the plan differ — another database,
-// DDL on the table since prepare (defID/defVersion), an argument of another type, an
+// DDL on the table since prepare (tableVersion), an argument of another type, an
 // out-of-range key (the planner turns it into a locking scan), generated or ON UPDATE columns,
 // read-only mode — sends the execution to go-mysql-server unchanged. refdb tables have no
 // triggers, foreign keys or check constraints (sqlfront stores none), so none can apply.
@@ -46,12 +46,11 @@ type pointWrite struct {
 	keyArgs   []string
 	sets      []setClause
 
-	// Resolved against the table definition defID/defVersion at prepare time.
-	defID      uint32
-	defVersion uint64
-	args       []string // the bind variable of each primary-key column, in key order
-	unsigned   []bool
-	assigns    []assignment
+	// Resolved against this table definition at prepare time.
+	tableVersion
+	args     []string // the bind variable of each primary-key column, in key order
+	unsigned []bool
+	assigns  []assignment
 }
 
 // setClause is one parsed assignment: col = ? (src "", arg set), or col = src op (arg | lit).
@@ -161,11 +160,7 @@ func parsePointWrite(query string) *pointWrite {
 // resolvePointWrite binds pw to the table definition the statement was just prepared against.
 // It reports false when the statement is not a point write on that table after all.
 func (f *Frontend) resolvePointWrite(ctx context.Context, c *mysql.Conn, pw *pointWrite, query string) bool {
-	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, query)
-	if err != nil {
-		return false
-	}
-	def, m, ok := f.statementTable(f.engine(), sqlCtx, pw.db, pw.table)
+	def, m, v, ok := f.preparedTable(ctx, c, query, pw.db, pw.table)
 	if !ok {
 		return false
 	}
@@ -196,7 +191,7 @@ func (f *Frontend) resolvePointWrite(ctx context.Context, c *mysql.Conn, pw *poi
 		}
 		pw.assigns = append(pw.assigns, a)
 	}
-	pw.defID, pw.defVersion = def.ID, def.Version
+	pw.tableVersion = v
 	return true
 }
 
@@ -208,8 +203,8 @@ func (f *Frontend) execPointWrite(ctx context.Context, c *mysql.Conn, pw *pointW
 	if !ok || f.ReadOnly() {
 		return false, nil // read-only: go-mysql-server answers, with its own checks' order
 	}
-	def, m, ok := f.statementTable(f.engine(), sqlCtx, pw.db, pw.table)
-	if !ok || def.ID != pw.defID || def.Version != pw.defVersion {
+	m, ok := f.sameTable(f.engine(), sqlCtx, pw.db, pw.table, pw.tableVersion)
+	if !ok {
 		return false, nil
 	}
 	// Every parameter of the statement is used by the shape; a missing one is go-mysql-server's
@@ -334,16 +329,8 @@ func (pw *pointWrite) expressions(ctx *sql.Context, m *tableMeta, prep *mysql.Pr
 		return expression.NewGetFieldWithTable(i, 0, c.Type, c.DatabaseSource, c.Source, c.Name, c.Nullable)
 	}
 	for _, a := range pw.assigns {
-		var lit sql.Expression
-		if a.arg != "" {
-			bv := prep.BindVars[a.arg]
-			if bv == nil {
-				return nil, false
-			}
-			if lit, ok = bindLiteral(b, bv); !ok {
-				return nil, false
-			}
-		} else if lit, ok = convertVal(b, a.lit); !ok {
+		lit, ok := valueLiteral(b, prep.BindVars, a.arg, a.lit)
+		if !ok {
 			return nil, false
 		}
 		val := lit
@@ -356,6 +343,23 @@ func (pw *pointWrite) expressions(ctx *sql.Context, m *tableMeta, prep *mysql.Pr
 		exprs = append(exprs, strictSet(expression.NewSetField(getField(a.col), val)))
 	}
 	return exprs, true
+}
+
+// valueLiteral is the literal the planner makes of a value in a statement: bind variable arg
+// of binds, or else the constant lit, or else (lit nil) NULL. ok is false for a missing
+// argument or one the planner would not turn into a plain literal.
+func valueLiteral(b *planbuilder.Builder, binds map[string]*querypb.BindVariable, arg string, lit *sqlparser.SQLVal) (sql.Expression, bool) {
+	switch {
+	case arg != "":
+		bv := binds[arg]
+		if bv == nil {
+			return nil, false
+		}
+		return bindLiteral(b, bv)
+	case lit != nil:
+		return convertVal(b, lit)
+	}
+	return expression.NewLiteral(nil, types.Null), true
 }
 
 // bindLiteral turns a bound argument into the expression go-mysql-server's handler and

@@ -404,14 +404,7 @@ func queryString(t *testing.T, c interface {
 	cols, _ := rows.Columns()
 	var out strings.Builder
 	for rows.Next() {
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
+		vals := scanRaw(t, rows, len(cols))
 		out.WriteString(" [")
 		for i, v := range vals {
 			if i > 0 {

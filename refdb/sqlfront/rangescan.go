@@ -37,12 +37,11 @@ type rangeScan struct {
 	// offset and limit are LIMIT's literals; limit < 0 = no LIMIT.
 	offset, limit int64
 	fields        []*querypb.Field
-	// Resolved at prepare time against the definition defID/defVersion, as for point gets.
-	defID      uint32
-	defVersion uint64
-	unsigned   bool
-	proj       []int
-	projSch    sql.Schema
+	// Resolved at prepare time against this definition, as for point gets.
+	tableVersion
+	unsigned bool
+	proj     []int
+	projSch  sql.Schema
 }
 
 // rangeBound is one side of the key range: pk > ?, pk >= ? (lower) or pk < ?, pk <= ? (upper).
@@ -180,11 +179,7 @@ func limitLiteral(e sqlparser.Expr) (int64, bool) {
 // resolveRangeScan binds rs to the table definition the statement was just prepared against:
 // the WHERE column must be the whole primary key, of an integer type.
 func (f *Frontend) resolveRangeScan(ctx context.Context, c *mysql.Conn, rs *rangeScan, query string) bool {
-	sqlCtx, err := f.srv.SessionManager().NewContextWithQuery(ctx, c, query)
-	if err != nil {
-		return false
-	}
-	def, m, ok := f.statementTable(f.engine(), sqlCtx, rs.head.db, rs.head.table)
+	_, m, v, ok := f.preparedTable(ctx, c, query, rs.head.db, rs.head.table)
 	if !ok {
 		return false
 	}
@@ -196,7 +191,7 @@ func (f *Frontend) resolveRangeScan(ctx context.Context, c *mysql.Conn, rs *rang
 	if rs.proj, rs.projSch, ok = resolveProjection(m, rs.head.cols); !ok {
 		return false
 	}
-	rs.defID, rs.defVersion = def.ID, def.Version
+	rs.tableVersion = v
 	return true
 }
 
@@ -292,8 +287,8 @@ func (f *Frontend) execRangeScan(ctx context.Context, c *mysql.Conn, rs *rangeSc
 		return false, nil
 	}
 	eng := f.engine()
-	def, m, ok := f.statementTable(eng, sqlCtx, rs.head.db, rs.head.table)
-	if !ok || def.ID != rs.defID || def.Version != rs.defVersion || len(rs.proj) != len(rs.fields) {
+	m, ok := f.sameTable(eng, sqlCtx, rs.head.db, rs.head.table, rs.tableVersion)
+	if !ok || len(rs.proj) != len(rs.fields) {
 		return false, nil
 	}
 	lo, hi, empty, ok := rs.keyBounds(prep.BindVars)

@@ -146,6 +146,21 @@ func queryInts(t *testing.T, db querier, q string, args ...any) []int64 {
 	return out
 }
 
+// scanRaw scans the current row of rows, of n columns, as raw bytes (nil for NULL), valid
+// until the next call to rows.Next.
+func scanRaw(t *testing.T, rows *sql.Rows, n int) []sql.RawBytes {
+	t.Helper()
+	vals := make([]sql.RawBytes, n)
+	ptrs := make([]any, n)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		t.Fatal(err)
+	}
+	return vals
+}
+
 // resultText renders the columns and rows of a query, or its error code, for comparing two
 // ways of running the same statement.
 func resultText(t *testing.T, db *sql.DB, q string, args ...any) string {
@@ -158,14 +173,7 @@ func resultText(t *testing.T, db *sql.DB, q string, args ...any) string {
 	cols, _ := rows.Columns()
 	out := fmt.Sprint(cols)
 	for rows.Next() {
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
+		vals := scanRaw(t, rows, len(cols))
 		for _, v := range vals {
 			if v == nil {
 				out += " NULL"

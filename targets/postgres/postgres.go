@@ -119,7 +119,7 @@ type Cluster struct {
 	endLife context.CancelFunc
 	// prioDone is closed when the goroutine keeping the nodes' priorities by role
 	// (local.KeepPriority) has ended; nil until it starts.
-	prioDone chan struct{}
+	prioDone <-chan struct{}
 
 	// opMu serialises reconfigurations (Failover, a node's Start/Resume).
 	opMu sync.Mutex
@@ -263,13 +263,9 @@ func start(ctx context.Context, opts targets.Options) (c *Cluster, err error) {
 	if err := c.waitCaughtUp(ctx, catchUpTimeout); err != nil {
 		return nil, targets.SetupError("postgres: standbys did not catch up: %v", err)
 	}
-	// Replicas at the priority refdb's readers get (local.ReplicaNice), the primary at 0,
+	// Replicas at the priority refdb's readers get (targets.ReplicaNice), the primary at 0,
 	// following failovers and restarts until Close.
-	c.prioDone = make(chan struct{})
-	go func() {
-		defer close(c.prioDone)
-		local.KeepPriority(c.life, c.Nodes, c.log)
-	}()
+	c.prioDone = local.KeepPriority(c.life, c.Nodes, c.log)
 	c.log("postgres: primary %s and %d standbys up in %v (writer %s, reader %s)",
 		p.Addr(), replicas, time.Since(began).Round(time.Millisecond), c.writerEP.Addr(), c.readerEP.Addr())
 	return c, nil

@@ -23,7 +23,7 @@ func (n *fakeNode) ID() string         { return "n1" }
 func (n *fakeNode) PID() int           { return n.pid }
 func (n *fakeNode) Role() targets.Role { return n.role.Load().(targets.Role) }
 
-// TestKeepPriority: a replica's process group runs at ReplicaNice, and back at 0 once it is
+// TestKeepPriority: a replica's process group runs at targets.ReplicaNice, and back at 0 once it is
 // the writer.
 func TestKeepPriority(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -38,11 +38,7 @@ func TestKeepPriority(t *testing.T) {
 	n := &fakeNode{pid: cmd.Process.Pid}
 	n.role.Store(targets.RoleReader)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		KeepPriority(ctx, func() []targets.Node { return []targets.Node{n} }, t.Logf)
-	}()
+	done := KeepPriority(ctx, func() []targets.Node { return []targets.Node{n} }, t.Logf)
 	defer func() { cancel(); <-done }()
 	waitNice := func(want int) {
 		t.Helper()
@@ -58,7 +54,7 @@ func TestKeepPriority(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitNice(ReplicaNice)
+	waitNice(targets.ReplicaNice)
 	n.role.Store(targets.RoleWriter)
 	waitNice(0)
 }
