@@ -210,8 +210,8 @@ func (n *Node) append(s *Segment, m *redo.Message) Output {
 		if r.Epoch != m.Epoch {
 			continue
 		}
-		if s.add(r) {
-			out.Persist = append(out.Persist, redo.Entry{Kind: redo.EntryRecord, Record: *s.recs[r.LSN]})
+		if c := s.add(r); c != nil {
+			out.Persist = append(out.Persist, redo.Entry{Kind: redo.EntryRecord, Record: *c})
 		}
 	}
 	s.walk()
@@ -299,8 +299,8 @@ func (n *Node) install(s *Segment, m *redo.Message) Output {
 		out.Persist = append(out.Persist, s.metaEntry())
 	}
 	for i := range m.Records {
-		if s.add(&m.Records[i]) {
-			out.Persist = append(out.Persist, redo.Entry{Kind: redo.EntryRecord, Record: *s.recs[m.Records[i].LSN]})
+		if c := s.add(&m.Records[i]); c != nil {
+			out.Persist = append(out.Persist, redo.Entry{Kind: redo.EntryRecord, Record: *c})
 		}
 	}
 	s.walk()
@@ -395,8 +395,11 @@ func (n *Node) gossipResp(s *Segment, m *redo.Message) Output {
 	}
 	if m.Flags&redo.MFlagSnapshot != 0 && m.Base > s.SCL() && m.BaseTail <= m.Base {
 		for i := range m.Records {
-			if m.Records[i].LSN <= m.Base && s.add(&m.Records[i]) {
-				out.Persist = append(out.Persist, redo.Entry{Kind: redo.EntryRecord, Record: *s.recs[m.Records[i].LSN]})
+			if m.Records[i].LSN > m.Base {
+				continue
+			}
+			if c := s.add(&m.Records[i]); c != nil {
+				out.Persist = append(out.Persist, redo.Entry{Kind: redo.EntryRecord, Record: *c})
 			}
 		}
 		s.meta.Base, s.meta.BaseTail = m.Base, m.BaseTail
@@ -405,8 +408,8 @@ func (n *Node) gossipResp(s *Segment, m *redo.Message) Output {
 		changed = true
 	}
 	for i := range m.Records {
-		if s.add(&m.Records[i]) {
-			out.Persist = append(out.Persist, redo.Entry{Kind: redo.EntryRecord, Record: *s.recs[m.Records[i].LSN]})
+		if c := s.add(&m.Records[i]); c != nil {
+			out.Persist = append(out.Persist, redo.Entry{Kind: redo.EntryRecord, Record: *c})
 		}
 	}
 	s.walk()
@@ -511,7 +514,7 @@ func (n *Node) gc(s *Segment) Output {
 	baseTail := s.tailAt(horizon)
 	var drop []redo.LSN
 	s.keys.Scan(func(k string) bool {
-		vs := s.versions[k]
+		vs := s.versions[k].lsns
 		j := sort.Search(len(vs), func(i int) bool { return vs[i] > horizon })
 		if j > 1 {
 			drop = append(drop, vs[:j-1]...)

@@ -36,13 +36,17 @@ type Segment struct {
 	cfg  *Config
 	meta redo.SegMeta
 
-	recs     map[redo.LSN]*redo.Record
-	next     map[redo.LSN]redo.LSN // back-link -> record, to walk the chain forward
-	order    []redo.LSN            // every held LSN, ascending
-	versions map[string][]redo.LSN // key -> LSNs ascending
-	keys     btree.Set[string]     // every key held, ordered for scans (a sorted slice cost O(n) per new key)
-	tail     redo.LSN              // last record of the complete chain
-	bytes    int64                 // log bytes the held records take (recordLogBytes), kept as they come and go
+	recs map[redo.LSN]*redo.Record
+	// next maps a back-link to the record that claims it, for walking the chain forward. Only
+	// links at or above the tail are needed; a record that extends a chain with nothing held
+	// beyond it moves the tail at once and never enters the map (the common case, and two map
+	// operations fewer per record on the write path).
+	next     map[redo.LSN]redo.LSN
+	order    []redo.LSN              // every held LSN, ascending
+	versions map[string]*keyVersions // key -> its held versions
+	keys     btree.Set[string]       // every key held, ordered for scans (a sorted slice cost O(n) per new key)
+	tail     redo.LSN                // last record of the complete chain
+	bytes    int64                   // log bytes the held records take (recordLogBytes), kept as they come and go
 
 	votes       map[string]bool // rebuilding: active peers that answered
 	gossipNext  int
@@ -54,7 +58,7 @@ type Segment struct {
 
 func newSegment(cfg *Config, meta redo.SegMeta) *Segment {
 	s := &Segment{cfg: cfg, meta: meta, recs: map[redo.LSN]*redo.Record{}, next: map[redo.LSN]redo.LSN{},
-		versions: map[string][]redo.LSN{}, votes: map[string]bool{}}
+		versions: map[string]*keyVersions{}, votes: map[string]bool{}}
 	s.tail = meta.BaseTail
 	s.hintPersist = meta.Hint
 	return s
@@ -90,39 +94,79 @@ func (s *Segment) metaEntry() redo.Entry {
 	return redo.Entry{Kind: redo.EntryMeta, Meta: s.Meta()}
 }
 
-// add stores a record if it is new and valid under the current history; it reports whether
-// the record was stored.
-func (s *Segment) add(r *redo.Record) bool {
-	if r.PG != s.meta.PG || r.Validate() != nil {
-		return false
+// keyVersions is one key's held versions. It is a pointer in the map so that a new version of
+// a known key costs one map lookup.
+type keyVersions struct {
+	lsns []redo.LSN // ascending
+}
+
+// newest is the key's newest held version (0: none).
+func (kv *keyVersions) newest() redo.LSN {
+	if kv == nil || len(kv.lsns) == 0 {
+		return 0
 	}
-	if _, ok := s.recs[r.LSN]; ok {
-		return false
+	return kv.lsns[len(kv.lsns)-1]
+}
+
+// lastHeld is the highest LSN held (0: none).
+func (s *Segment) lastHeld() redo.LSN {
+	if n := len(s.order); n > 0 {
+		return s.order[n-1]
+	}
+	return 0
+}
+
+// add stores a copy of a record if it is new and valid under the current history, and returns
+// the stored copy (nil: not stored).
+func (s *Segment) add(r *redo.Record) *redo.Record {
+	if r.PG != s.meta.PG || r.Validate() != nil {
+		return nil
+	}
+	last := s.lastHeld()
+	above := r.LSN > last // the write path's case: nothing to look up, it cannot be held
+	if !above {
+		if _, ok := s.recs[r.LSN]; ok {
+			return nil
+		}
 	}
 	if r.Epoch > s.meta.History.Latest() || s.meta.History.Garbage(r.Epoch, r.LSN) {
-		return false
+		return nil
 	}
 	if r.LSN <= s.meta.Base {
 		// Below the GC horizon only the newest version of a key survives; an older one coming
 		// back by gossip would resurrect a collected version.
-		if vs := s.versions[string(r.Key)]; len(vs) > 0 && vs[len(vs)-1] > r.LSN {
-			return false
+		if s.versions[string(r.Key)].newest() > r.LSN {
+			return nil
 		}
 	}
-	c := r.Clone()
-	s.recs[c.LSN] = &c
-	s.bytes += recordLogBytes(&c)
-	if old, ok := s.next[c.PrevLSN]; !ok || s.recs[old] == nil || s.recs[old].Epoch < c.Epoch {
-		s.next[c.PrevLSN] = c.LSN
+	c := new(redo.Record)
+	*c = r.Clone()
+	s.recs[c.LSN] = c
+	s.bytes += recordLogBytes(c)
+	switch {
+	case above && last <= s.tail && c.PrevLSN == s.tail:
+		// It extends the complete chain and nothing is held beyond the chain, so no other
+		// record claims this link: walk would take it next.
+		s.tail = c.LSN
+	default:
+		if old, ok := s.next[c.PrevLSN]; !ok || s.recs[old] == nil || s.recs[old].Epoch < c.Epoch {
+			s.next[c.PrevLSN] = c.LSN
+		}
 	}
-	s.order = insertLSN(s.order, c.LSN)
-	k := string(c.Key)
-	vs, ok := s.versions[k]
-	if !ok {
+	if above {
+		s.order = append(s.order, c.LSN)
+	} else {
+		s.order = insertLSN(s.order, c.LSN)
+	}
+	kv := s.versions[string(c.Key)]
+	if kv == nil {
+		k := string(c.Key)
+		kv = &keyVersions{}
+		s.versions[k] = kv
 		s.keys.Insert(k)
 	}
-	s.versions[k] = insertLSN(vs, c.LSN)
-	return true
+	kv.lsns = insertLSN(kv.lsns, c.LSN)
+	return c
 }
 
 // recordLogBytes estimates what a record takes in the log: its key and value plus the fixed
@@ -161,13 +205,12 @@ func (s *Segment) forget(l redo.LSN) bool {
 	if s.next[r.PrevLSN] == l {
 		delete(s.next, r.PrevLSN)
 	}
-	k := string(r.Key)
-	vs := removeLSN(s.versions[k], l)
-	if len(vs) == 0 {
-		delete(s.versions, k)
-		s.keys.Delete(k)
-	} else {
-		s.versions[k] = vs
+	if kv := s.versions[string(r.Key)]; kv != nil {
+		if kv.lsns = removeLSN(kv.lsns, l); len(kv.lsns) == 0 {
+			k := string(r.Key)
+			delete(s.versions, k)
+			s.keys.Delete(k)
+		}
 	}
 	return true
 }
@@ -195,6 +238,12 @@ func (s *Segment) rewalk() {
 	}
 	s.tail = s.meta.BaseTail
 	s.walk()
+	// Links below the tail are never walked again.
+	for p := range s.next {
+		if p < s.tail {
+			delete(s.next, p)
+		}
+	}
 }
 
 // adopt replaces the history with a newer one, discarding what it truncated.
@@ -231,7 +280,11 @@ func (s *Segment) hasHole() bool {
 
 // get returns the newest version of key visible at read point at.
 func (s *Segment) get(key string, at redo.LSN) (*redo.Record, bool) {
-	vs := s.versions[key]
+	kv := s.versions[key]
+	if kv == nil {
+		return nil, false
+	}
+	vs := kv.lsns
 	for i := len(vs) - 1; i >= 0; i-- {
 		r := s.recs[vs[i]]
 		if r.LSN <= at && r.CommitLSN <= at {

@@ -38,7 +38,7 @@ func BenchmarkSegmentAdd(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i, r := range recs {
-		if !s.add(r) {
+		if s.add(r) == nil {
 			b.Fatal("record not added")
 		}
 		s.walk()
