@@ -91,6 +91,32 @@ type event struct {
 	// Proposed marks a commit sent before it is durable (its read point is above the VDL).
 	// Only a writer in the unsafe read-above-vdl mode sends them; a safe reader ignores them.
 	Proposed bool `json:"proposed,omitempty"`
+	// line is the event's encoding, shared by every subscriber it was published to, so that
+	// a writer with several readers encodes each event once.
+	line *eventLine
+}
+
+type eventLine struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+// ndjson returns the event as one NDJSON line (encoded once if it was published).
+func (e *event) ndjson() ([]byte, error) {
+	if e.line == nil {
+		return marshalLine(e)
+	}
+	e.line.once.Do(func() { e.line.b, e.line.err = marshalLine(e) })
+	return e.line.b, e.line.err
+}
+
+func marshalLine(e *event) ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode stream event: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 func streamAuth(secret []byte, reader string, ts int64) string {
@@ -137,7 +163,7 @@ func newBroadcaster() *broadcaster { return &broadcaster{subs: map[*subscriber]s
 
 // publish is volume.Config.OnDurable: it runs under the volume's lock and never blocks.
 func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
-	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: make([]wireCommit, len(ds))}
+	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: make([]wireCommit, len(ds)), line: &eventLine{}}
 	for i, d := range ds {
 		ev.Commits[i] = newWireCommit(d)
 	}
@@ -160,7 +186,7 @@ func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
 // goes to readers now, before the VDL passes it. The stream's resume point (b.last) stays the
 // durable one.
 func (b *broadcaster) publishProposed(rp volume.ReadPoint, d volume.Durable) {
-	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: []wireCommit{newWireCommit(d)}, Proposed: true}
+	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: []wireCommit{newWireCommit(d)}, Proposed: true, line: &eventLine{}}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {
@@ -261,10 +287,18 @@ func (i *Instance) serveStream(w http.ResponseWriter, r *http.Request) {
 	defer i.log.Info("reader unsubscribed", "reader", reader)
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	enc := json.NewEncoder(w)
+	write := func(ev *event) bool {
+		line, err := ev.ndjson()
+		if err != nil {
+			i.log.Error("stream: dropping the reader", "reader", reader, "err", err)
+			return false
+		}
+		_, err = w.Write(line)
+		return err == nil
+	}
 	send := func(ev event) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if err := enc.Encode(ev); err != nil {
+		if !write(&ev) {
 			return false
 		}
 		if err := rc.Flush(); err != nil {
@@ -301,8 +335,8 @@ func (i *Instance) serveStream(w http.ResponseWriter, r *http.Request) {
 				evs = append(evs, <-s.ch)
 			}
 			_ = rc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			for _, e := range evs {
-				if err := enc.Encode(e); err != nil {
+			for k := range evs {
+				if !write(&evs[k]) {
 					return
 				}
 			}

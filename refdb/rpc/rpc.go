@@ -11,6 +11,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,7 @@ type Conn struct {
 	c      net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
+	frame  []byte // write's encoding buffer, reused
 	PeerID string
 }
 
@@ -141,16 +143,29 @@ func (c *Conn) Recv() (*redo.Message, error) {
 	return m, nil
 }
 
-// write buffers one message; Flush sends what is buffered.
+// startBatch sets the write deadline for the writes and the flush that follow: once per
+// batch rather than per message, as each setting is a runtime timer update.
+func (c *Conn) startBatch() { _ = c.c.SetWriteDeadline(time.Now().Add(WriteTimeout)) }
+
+// write buffers one message as a frame (redo.WriteFrame's format), encoded in place in a
+// buffer the connection reuses; flush sends what is buffered.
 func (c *Conn) write(m *redo.Message) error {
-	_ = c.c.SetWriteDeadline(time.Now().Add(WriteTimeout))
-	return redo.WriteFrame(c.bw, redo.AppendMessage(nil, m))
+	c.frame = redo.AppendMessage(append(c.frame[:0], 0, 0, 0, 0), m)
+	binary.BigEndian.PutUint32(c.frame, uint32(len(c.frame)-4))
+	_, err := c.bw.Write(c.frame)
+	if cap(c.frame) > maxKeptFrame {
+		c.frame = nil // one huge message must not pin its buffer for the connection's life
+	}
+	if err != nil {
+		return fmt.Errorf("write frame: %w", err)
+	}
+	return nil
 }
 
-func (c *Conn) flush() error {
-	_ = c.c.SetWriteDeadline(time.Now().Add(WriteTimeout))
-	return c.bw.Flush()
-}
+// maxKeptFrame bounds the encoding buffer a connection keeps between messages.
+const maxKeptFrame = 1 << 20
+
+func (c *Conn) flush() error { return c.bw.Flush() }
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }
@@ -174,6 +189,7 @@ func NewOutbox(c *Conn, size int, log *slog.Logger) *Outbox {
 			if m == nil {
 				return
 			}
+			c.startBatch()
 			err := c.write(m)
 			for err == nil && len(o.ch) > 0 {
 				m = <-o.ch
