@@ -1,11 +1,11 @@
 package instance
 
 import (
+	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -36,14 +36,14 @@ const (
 )
 
 type wireCommit struct {
-	LSN  uint64   `json:"l"`
-	Keys [][]byte `json:"k"`
+	LSN  uint64
+	Keys [][]byte
 	// Values: Vals[i] is what Keys[i] was set to, and Dels lists the indexes of keys deleted.
 	// A reader keeps the ranges it scanned current from them (engine.Mirror). HasVals tells
 	// them apart from a writer that sends keys only.
-	Vals    [][]byte `json:"v,omitempty"`
-	Dels    []int    `json:"d,omitempty"`
-	HasVals bool     `json:"hv,omitempty"`
+	Vals    [][]byte
+	Dels    []int
+	HasVals bool
 }
 
 func newWireCommit(d volume.Durable) wireCommit {
@@ -82,41 +82,32 @@ func (c wireCommit) writes() ([]engine.Write, bool) {
 }
 
 type event struct {
-	RP        volume.ReadPoint `json:"rp"`
-	Ack       int64            `json:"ack,omitempty"` // unix ns when the VDL passed these commits
-	Commits   []wireCommit     `json:"c,omitempty"`
-	Reset     bool             `json:"reset,omitempty"`
-	Heartbeat bool             `json:"hb,omitempty"`
-	WriterVDL uint64           `json:"wvdl,omitempty"`
+	RP        volume.ReadPoint
+	Ack       int64 // unix ns when the VDL passed these commits
+	Commits   []wireCommit
+	Reset     bool
+	Heartbeat bool
+	WriterVDL uint64
 	// Proposed marks a commit sent before it is durable (its read point is above the VDL).
 	// Only a writer in the unsafe read-above-vdl mode sends them; a safe reader ignores them.
-	Proposed bool `json:"proposed,omitempty"`
-	// line is the event's encoding, shared by every subscriber it was published to, so that
+	Proposed bool
+	// frame is the event's encoding, shared by every subscriber it was published to, so that
 	// a writer with several readers encodes each event once.
-	line *eventLine
+	frame *eventFrame
 }
 
-type eventLine struct {
+type eventFrame struct {
 	once sync.Once
 	b    []byte
-	err  error
 }
 
-// ndjson returns the event as one NDJSON line (encoded once if it was published).
-func (e *event) ndjson() ([]byte, error) {
-	if e.line == nil {
-		return marshalLine(e)
+// encoded returns the event as one stream frame (encoded once if it was published).
+func (e *event) encoded() []byte {
+	if e.frame == nil {
+		return appendEventFrame(nil, e)
 	}
-	e.line.once.Do(func() { e.line.b, e.line.err = marshalLine(e) })
-	return e.line.b, e.line.err
-}
-
-func marshalLine(e *event) ([]byte, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode stream event: %w", err)
-	}
-	return append(b, '\n'), nil
+	e.frame.once.Do(func() { e.frame.b = appendEventFrame(nil, e) })
+	return e.frame.b
 }
 
 func streamAuth(secret []byte, reader string, ts int64) string {
@@ -163,7 +154,7 @@ func newBroadcaster() *broadcaster { return &broadcaster{subs: map[*subscriber]s
 
 // publish is volume.Config.OnDurable: it runs under the volume's lock and never blocks.
 func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
-	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: make([]wireCommit, len(ds)), line: &eventLine{}}
+	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: make([]wireCommit, len(ds)), frame: &eventFrame{}}
 	for i, d := range ds {
 		ev.Commits[i] = newWireCommit(d)
 	}
@@ -186,7 +177,7 @@ func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
 // goes to readers now, before the VDL passes it. The stream's resume point (b.last) stays the
 // durable one.
 func (b *broadcaster) publishProposed(rp volume.ReadPoint, d volume.Durable) {
-	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: []wireCommit{newWireCommit(d)}, Proposed: true, line: &eventLine{}}
+	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: []wireCommit{newWireCommit(d)}, Proposed: true, frame: &eventFrame{}}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {
@@ -286,14 +277,9 @@ func (i *Instance) serveStream(w http.ResponseWriter, r *http.Request) {
 	i.log.Info("reader subscribed", "reader", reader, "vdl", rp.VDL)
 	defer i.log.Info("reader unsubscribed", "reader", reader)
 	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Content-Type", streamContentType)
 	write := func(ev *event) bool {
-		line, err := ev.ndjson()
-		if err != nil {
-			i.log.Error("stream: dropping the reader", "reader", reader, "err", err)
-			return false
-		}
-		_, err = w.Write(line)
+		_, err := w.Write(ev.encoded())
 		return err == nil
 	}
 	send := func(ev event) bool {
@@ -378,12 +364,15 @@ func (i *Instance) follow(ctx context.Context, admin string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("stream from %s: %s: %w", admin, resp.Status, errNotWriter)
 	}
+	if ct := resp.Header.Get("Content-Type"); ct != streamContentType {
+		return fmt.Errorf("stream from %s: content type %q, want %q (a writer of another refdb version?)", admin, ct, streamContentType)
+	}
 	idle := time.AfterFunc(streamIdle, cancel)
 	defer idle.Stop()
-	dec := json.NewDecoder(resp.Body)
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	for first := true; ; first = false {
-		var ev event
-		if err := dec.Decode(&ev); err != nil {
+		ev, err := readEventFrame(br)
+		if err != nil {
 			if ctx.Err() != nil && !idle.Stop() {
 				return fmt.Errorf("stream from %s: no event for %s", admin, streamIdle)
 			}
