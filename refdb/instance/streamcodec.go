@@ -3,7 +3,6 @@ package instance
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -108,9 +107,6 @@ func appendBytes(b, v []byte) []byte {
 	return append(b, v...)
 }
 
-// errStreamFrame is a frame that does not decode.
-var errStreamFrame = errors.New("malformed stream event")
-
 // readEventFrame reads and decodes one frame.
 func readEventFrame(r *bufio.Reader) (event, error) {
 	n, err := binary.ReadUvarint(r)
@@ -118,7 +114,7 @@ func readEventFrame(r *bufio.Reader) (event, error) {
 		return event{}, fmt.Errorf("read stream event length: %w", err)
 	}
 	if n > maxStreamFrame {
-		return event{}, fmt.Errorf("%w: frame of %d bytes exceeds %d", errStreamFrame, n, maxStreamFrame)
+		return event{}, fmt.Errorf("%w: stream frame of %d bytes exceeds %d", redo.ErrCorrupt, n, maxStreamFrame)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
@@ -127,122 +123,80 @@ func readEventFrame(r *bufio.Reader) (event, error) {
 	return decodeEvent(body)
 }
 
-// decodeEvent decodes one frame's body. Keys and values are copied out of it: readers keep
-// some of them (cache, mirror) long after the frame.
+// decodeEvent decodes one frame's body; a malformed one is an error wrapping redo.ErrCorrupt.
+// Keys and values are copied out of it: readers keep some of them (cache, mirror) long after
+// the frame.
 func decodeEvent(body []byte) (event, error) {
-	d := streamDecoder{b: body}
+	d := redo.NewDecoder(body)
 	var ev event
-	flags := d.byte()
+	flags := d.Byte()
 	ev.Reset, ev.Heartbeat, ev.Proposed = flags&evReset != 0, flags&evHeartbeat != 0, flags&evProposed != 0
-	ev.RP.VDL = redo.LSN(d.uvarint())
-	ev.RP.Epoch = d.uvarint()
-	if n := d.count(1); n > 0 {
+	ev.RP.VDL = redo.LSN(d.Uvarint())
+	ev.RP.Epoch = d.Uvarint()
+	if n := count(d, 1); n > 0 {
 		ev.RP.Need = make([]redo.LSN, n)
 		for i := range ev.RP.Need {
-			ev.RP.Need[i] = redo.LSN(d.uvarint())
+			ev.RP.Need[i] = redo.LSN(d.Uvarint())
 		}
 	}
-	ack := d.uvarint()
+	ack := d.Uvarint()
 	if ack > math.MaxInt64 {
-		d.fail("ack time %d out of range", ack)
+		d.Fail("stream event: ack time %d out of range", ack)
 	}
 	ev.Ack = int64(ack)
-	ev.WriterVDL = d.uvarint()
-	if n := d.count(3); n > 0 {
+	ev.WriterVDL = d.Uvarint()
+	if n := count(d, 3); n > 0 {
 		ev.Commits = make([]wireCommit, n)
 		for i := range ev.Commits {
-			d.commit(&ev.Commits[i])
+			decodeCommit(d, &ev.Commits[i])
 		}
 	}
-	if d.err == nil && d.off != len(d.b) {
-		d.fail("%d bytes after the event", len(d.b)-d.off)
+	if d.Err() == nil && d.Left() != 0 {
+		d.Fail("stream event: %d bytes after the event", d.Left())
 	}
 	if flags&^(evReset|evHeartbeat|evProposed) != 0 {
-		d.fail("unknown flags %#x", flags)
+		d.Fail("stream event: unknown flags %#x", flags)
 	}
-	if d.err != nil {
-		return event{}, d.err
+	if err := d.Err(); err != nil {
+		return event{}, err
 	}
 	return ev, nil
 }
 
-type streamDecoder struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (d *streamDecoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", errStreamFrame, fmt.Sprintf(format, args...))
-	}
-}
-
-func (d *streamDecoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if d.off >= len(d.b) {
-		d.fail("truncated at byte %d", d.off)
-		return 0
-	}
-	v := d.b[d.off]
-	d.off++
-	return v
-}
-
-func (d *streamDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		d.fail("bad varint at byte %d", d.off)
-		return 0
-	}
-	d.off += n
-	return v
-}
-
 // count reads an element count; each element takes at least minBytes, so a count the rest
 // of the frame cannot hold is refused before anything is allocated for it.
-func (d *streamDecoder) count(minBytes int) int {
-	n := d.uvarint()
-	if d.err != nil {
+func count(d *redo.Decoder, minBytes int) int {
+	n := d.Uvarint()
+	if d.Err() != nil {
 		return 0
 	}
-	if n > uint64((len(d.b)-d.off)/minBytes) {
-		d.fail("count %d at byte %d exceeds the frame", n, d.off)
+	if n > uint64(d.Left()/minBytes) {
+		d.Fail("stream event: count %d exceeds the %d bytes left", n, d.Left())
 		return 0
 	}
 	return int(n)
 }
 
-func (d *streamDecoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil {
+// copied reads a byte string into memory of its own.
+func copied(d *redo.Decoder) []byte {
+	b := d.Bytes(maxStreamFrame)
+	if d.Err() != nil {
 		return nil
 	}
-	if n > uint64(len(d.b)-d.off) {
-		d.fail("length %d at byte %d exceeds the frame", n, d.off)
-		return nil
-	}
-	v := append([]byte{}, d.b[d.off:d.off+int(n)]...)
-	d.off += int(n)
-	return v
+	return append([]byte{}, b...)
 }
 
-func (d *streamDecoder) commit(c *wireCommit) {
-	c.LSN = d.uvarint()
-	switch d.byte() {
+func decodeCommit(d *redo.Decoder, c *wireCommit) {
+	c.LSN = d.Uvarint()
+	switch f := d.Byte(); f {
 	case 0:
 	case 1:
 		c.HasVals = true
 	default:
-		d.fail("bad commit flags at byte %d", d.off-1)
+		d.Fail("stream event: bad commit flags %d", f)
 		return
 	}
-	n := d.count(1)
+	n := count(d, 1)
 	if n == 0 {
 		return
 	}
@@ -251,20 +205,20 @@ func (d *streamDecoder) commit(c *wireCommit) {
 		c.Vals = make([][]byte, n)
 	}
 	for j := range c.Keys {
-		c.Keys[j] = d.bytes()
+		c.Keys[j] = copied(d)
 		if !c.HasVals {
 			continue
 		}
-		switch t := d.byte(); t {
+		switch t := d.Byte(); t {
 		case tagValue:
-			c.Vals[j] = d.bytes()
+			c.Vals[j] = copied(d)
 		case tagDeleted:
 			c.Dels = append(c.Dels, j)
 		case tagNil:
 		default:
-			d.fail("bad value tag %d at byte %d", t, d.off-1)
+			d.Fail("stream event: bad value tag %d", t)
 		}
-		if d.err != nil {
+		if d.Err() != nil {
 			return
 		}
 	}

@@ -58,25 +58,25 @@ func TestStreamEventRejectsMalformed(t *testing.T) {
 	ev := sampleEvents()[2]
 	body := appendEvent(nil, &ev)
 	for n := 0; n < len(body); n++ {
-		if _, err := decodeEvent(body[:n]); !errors.Is(err, errStreamFrame) {
+		if _, err := decodeEvent(body[:n]); !errors.Is(err, redo.ErrCorrupt) {
 			t.Fatalf("truncated to %d of %d bytes: %v", n, len(body), err)
 		}
 	}
-	if _, err := decodeEvent(append(append([]byte{}, body...), 0)); !errors.Is(err, errStreamFrame) {
+	if _, err := decodeEvent(append(append([]byte{}, body...), 0)); !errors.Is(err, redo.ErrCorrupt) {
 		t.Fatalf("trailing byte: %v", err)
 	}
 	bad := append([]byte{}, body...)
 	bad[0] = 0x80
-	if _, err := decodeEvent(bad); !errors.Is(err, errStreamFrame) {
+	if _, err := decodeEvent(bad); !errors.Is(err, redo.ErrCorrupt) {
 		t.Fatalf("unknown flags: %v", err)
 	}
 	// A Need count of 2^40 in a frame of a few bytes.
 	huge := []byte{0, 1, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20}
-	if _, err := decodeEvent(huge); !errors.Is(err, errStreamFrame) {
+	if _, err := decodeEvent(huge); !errors.Is(err, redo.ErrCorrupt) {
 		t.Fatalf("huge count: %v", err)
 	}
 	tooBig := bufio.NewReader(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff, 0x7f}))
-	if _, err := readEventFrame(tooBig); !errors.Is(err, errStreamFrame) {
+	if _, err := readEventFrame(tooBig); !errors.Is(err, redo.ErrCorrupt) {
 		t.Fatalf("oversized frame: %v", err)
 	}
 }
@@ -92,8 +92,8 @@ func FuzzStreamEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := decodeEvent(body)
 		if err != nil {
-			if !errors.Is(err, errStreamFrame) {
-				t.Fatalf("error %v is not errStreamFrame", err)
+			if !errors.Is(err, redo.ErrCorrupt) {
+				t.Fatalf("error %v does not wrap redo.ErrCorrupt", err)
 			}
 			return
 		}

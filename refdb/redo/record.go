@@ -203,3 +203,30 @@ func (d *decoder) bytes(max int) []byte {
 }
 
 func (d *decoder) string(max int) string { return string(d.bytes(max)) }
+
+// Decoder reads the fields of this package's encodings (a byte, a uvarint, a
+// length-prefixed byte string) for encodings built from them elsewhere, such as the
+// writer-to-reader stream. The first error, wrapping ErrCorrupt, sticks: later reads return
+// zero values.
+type Decoder struct{ d decoder }
+
+// NewDecoder reads b.
+func NewDecoder(b []byte) *Decoder { return &Decoder{d: decoder{b: b}} }
+
+// Byte reads one byte.
+func (d *Decoder) Byte() byte { return d.d.byte() }
+
+// Uvarint reads one uvarint.
+func (d *Decoder) Uvarint() uint64 { return d.d.uvarint() }
+
+// Bytes reads a length-prefixed byte string of at most max bytes. It aliases the input.
+func (d *Decoder) Bytes(max int) []byte { return d.d.bytes(max) }
+
+// Fail records an error (the first one sticks).
+func (d *Decoder) Fail(format string, args ...any) { d.d.fail(format, args...) }
+
+// Err is the first error.
+func (d *Decoder) Err() error { return d.d.err }
+
+// Left is the number of bytes not read yet.
+func (d *Decoder) Left() int { return len(d.d.b) - d.d.off }
