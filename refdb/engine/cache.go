@@ -137,10 +137,10 @@ func (c *versionCache) beginWrite(keys []string) {
 }
 
 // endWrite installs the committed versions (ok) or forgets the keys (a commit of unknown
-// outcome may still become durable at an LSN we do not know).
-func (c *versionCache) endWrite(writes []Write, lsn LSN, ok bool) {
-	for _, w := range writes {
-		k := string(w.Key)
+// outcome may still become durable at an LSN we do not know). keys[i] is writes[i].Key.
+func (c *versionCache) endWrite(keys []string, writes []Write, lsn LSN, ok bool) {
+	for i, w := range writes {
+		k := keys[i]
 		h := c.hash(k)
 		b, bm := c.bucketOf(h)
 		s := &c.shards[h%cacheShards]

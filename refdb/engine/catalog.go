@@ -403,7 +403,7 @@ func (e *Engine) deleteData(ctx context.Context, dataID uint32) {
 		}
 		e.cache.beginWrite(keys)
 		lsn, err := e.store.Commit(ctx, writes)
-		e.cache.endWrite(writes, lsn, err == nil)
+		e.cache.endWrite(keys, writes, lsn, err == nil)
 		if err != nil {
 			e.log.Warn("deleting dropped table data", "data_id", dataID, "err", err)
 			return

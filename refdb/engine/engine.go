@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -426,9 +425,13 @@ func (t *Txn) Commit(ctx context.Context) (LSN, error) {
 		return 0, errDone
 	}
 	t.done = true
-	writes := make([]Write, 0, len(t.writes))
-	for k, w := range t.writes {
-		writes = append(writes, Write{Key: []byte(k), Value: w.val, Delete: w.del})
+	// In key order (the order the store and the cache take them), from the cached sorted
+	// write set, so the keys need no conversion back to strings.
+	keys := t.sortedWrites()
+	writes := make([]Write, len(keys))
+	for i, k := range keys {
+		w := t.writes[k]
+		writes[i] = Write{Key: []byte(k), Value: w.val, Delete: w.del}
 	}
 	hooks := t.hooks
 	t.mu.Unlock()
@@ -441,7 +444,7 @@ func (t *Txn) Commit(ctx context.Context) (LSN, error) {
 		t.e.stats.Commits.Add(1)
 		return 0, nil
 	}
-	var releases []func()
+	releases := make([]func(), 0, len(hooks))
 	defer func() {
 		for _, r := range releases {
 			r()
@@ -457,14 +460,9 @@ func (t *Txn) Commit(ctx context.Context) (LSN, error) {
 			releases = append(releases, rel)
 		}
 	}
-	sort.Slice(writes, func(i, j int) bool { return bytes.Compare(writes[i].Key, writes[j].Key) < 0 })
-	keys := make([]string, len(writes))
-	for i, w := range writes {
-		keys[i] = string(w.Key)
-	}
 	t.e.cache.beginWrite(keys)
 	lsn, err := t.e.store.Commit(ctx, writes)
-	t.e.cache.endWrite(writes, lsn, err == nil)
+	t.e.cache.endWrite(keys, writes, lsn, err == nil)
 	if err != nil {
 		return 0, fmt.Errorf("commit of %d writes: %w: %w", len(writes), ErrOutcomeUnknown, err)
 	}
