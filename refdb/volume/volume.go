@@ -375,9 +375,13 @@ var ErrReadOnly = errors.New("volume: opened read-only")
 func (v *Volume) release() {
 	all := v.closed || (v.core != nil && v.core.Fenced() != nil)
 	i := 0
-	for ; i < len(v.waiters) && (all || v.waiters[i].lsn <= v.core.VDL()); i++ {
-		close(v.waiters[i].done)
+	for i < len(v.waiters) && (all || v.waiters[i].lsn <= v.core.VDL()) {
+		i++
 	}
+	// Readers first, then the committers: OnDurable readies the stream's senders before the
+	// commits' goroutines, so Go's scheduler runs them ahead of the committers' replies (the
+	// readers' lag is the time from durable to visible; a durable commit may be visible before
+	// its client has the ack, as in any database).
 	if v.cfg.OnDurable != nil && i > 0 && v.core != nil && v.core.Fenced() == nil {
 		vdl := v.core.VDL()
 		var ds []Durable
@@ -392,6 +396,9 @@ func (v *Volume) release() {
 			ds = append(ds, d)
 		}
 		v.cfg.OnDurable(v.readPointLocked(), ds)
+	}
+	for _, w := range v.waiters[:i] {
+		close(w.done)
 	}
 	if i > 0 {
 		v.waiters = append(v.waiters[:0], v.waiters[i:]...)
