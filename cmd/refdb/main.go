@@ -139,7 +139,6 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	peerAddrs := fs.String("peer-addrs", "", "how this node dials its peers, overriding the addresses the volume gives: id=host:port, comma-separated (per-link proxies)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:0; the address is logged)")
-	groupCommitWait := fs.Duration("group-commit-wait", storage.DefaultGroupCommitWait, "how long a busy node waits before a group commit round to take in more appends (0 = never); a node is busy when appends arrived while it wrote the last round")
 	timerSlack := fs.Duration("timer-slack", 5*time.Millisecond, "how late the kernel may wake this node's threads from timed sleeps, so it can batch them (Linux; 0 = the system default); see timerslack_linux.go")
 	unsafe := unsafeFlags(fs, "storage")
 	if err := fs.Parse(args); err != nil {
@@ -153,9 +152,6 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if *timerSlack < 0 {
 		return fmt.Errorf("%w: --timer-slack must not be negative", errUsage)
-	}
-	if *groupCommitWait < 0 || *groupCommitWait > time.Second {
-		return fmt.Errorf("%w: --group-commit-wait must be between 0 and 1s", errUsage)
 	}
 	if reexecOK {
 		// Before anything is opened: on success this does not return.
@@ -190,7 +186,6 @@ func runStorage(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stopPprof()
 	srv, err := storage.NewServer(storage.ServerConfig{ID: *id, AZ: *az, Dir: *data, Listen: *listen, Secret: []byte(sec),
 		Tick: *tick, GCWindow: redo.LSN(*gcWindow), PeerAddrs: peers, Logger: log,
-		GroupCommitWait:      *groupCommitWait,
 		UnsafeNoEpochFencing: u.NoEpochFencing, UnsafeAckBeforeFsync: u.AckBeforeFsync})
 	if err != nil {
 		return err

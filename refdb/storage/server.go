@@ -39,22 +39,7 @@ type ServerConfig struct {
 	UnsafeAckBeforeFsync bool
 	// LazyFlush is the write period of UnsafeAckBeforeFsync (default 1s).
 	LazyFlush time.Duration
-	// GroupCommitWait is how long a busy node waits before a round of group commit, to take
-	// more appends into its one write and fsync (0: no wait). Busy means appends arrived while
-	// the previous round was writing: that happens only when several commits are in flight,
-	// so a lone client never waits. Go's timers are coarse on an idle process, so the wait
-	// may stretch towards a millisecond.
-	GroupCommitWait time.Duration
 }
-
-// DefaultGroupCommitWait is ServerConfig.GroupCommitWait of `refdb storage`. A fsync costs
-// about 100 µs of CPU on this project's VMs, and a loaded node fsynced every one or two
-// commits. Measured with sysbench write_only at 8 threads on 2 cores, toggling the wait on one
-// cluster between alternating 10 s runs: against no wait, 300 µs cut storage CPU per
-// transaction by 10-28% and raised TPS 7-16% (4 of 4 pairs); against 300 µs, 1 ms raised TPS in
-// 3 of 4 pairs (up to 30%); 2 ms was no better than 1 ms in 4 pairs. A lone client is never
-// busy, and its commits take as long as without the wait (3 pairs).
-const DefaultGroupCommitWait = time.Millisecond
 
 // Server drives a Node over TCP with a fsynced WAL: one goroutine per connection feeds the
 // core, and one group-commit goroutine makes each batch of outputs durable with a single fsync
@@ -359,7 +344,6 @@ func (s *Server) tickLoop(ctx context.Context) {
 // once, then its messages (acks) go out.
 func (s *Server) syncLoop(ctx context.Context) error {
 	rounds := 0
-	busy := false // appends arrived while the last round wrote (see GroupCommitWait)
 	scrub := time.NewTicker(s.cfg.ScrubEvery)
 	defer scrub.Stop()
 	// Unsafe ack-before-fsync: entries wait here, unwritten, while their acks are already out.
@@ -400,14 +384,6 @@ func (s *Server) syncLoop(ctx context.Context) error {
 			continue
 		case <-s.kick:
 		}
-		if busy && s.cfg.GroupCommitWait > 0 {
-			t := time.NewTimer(s.cfg.GroupCommitWait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
-		}
 		s.mu.Lock()
 		outs := s.pending
 		s.pending = nil
@@ -430,9 +406,6 @@ func (s *Server) syncLoop(ctx context.Context) error {
 				s.route(ctx, m)
 			}
 		}
-		s.mu.Lock()
-		busy = len(s.pending) > 0
-		s.mu.Unlock()
 		rounds++
 		if rounds%256 == 0 {
 			s.maybeCompact()

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,17 +59,13 @@ func (n *node) stop(t testing.TB) {
 	}
 }
 
-func startNodes(t testing.TB, opts ...func(*storage.ServerConfig)) ([]*node, []redo.Peer) {
+func startNodes(t testing.TB) ([]*node, []redo.Peer) {
 	var nodes []*node
 	var peers []redo.Peer
 	dir := t.TempDir()
 	for i := 0; i < 6; i++ {
 		id := fmt.Sprintf("s%d", i+1)
-		cfg := storage.ServerConfig{ID: id, Dir: filepath.Join(dir, id), Listen: "127.0.0.1:0", Secret: secret, Tick: 10 * time.Millisecond, Logger: quiet()}
-		for _, o := range opts {
-			o(&cfg)
-		}
-		n := startNode(t, cfg)
+		n := startNode(t, storage.ServerConfig{ID: id, Dir: filepath.Join(dir, id), Listen: "127.0.0.1:0", Secret: secret, Tick: 10 * time.Millisecond, Logger: quiet()})
 		nodes = append(nodes, n)
 		peers = append(peers, redo.Peer{ID: id, AZ: fmt.Sprintf("az%d", i/2+1), Addr: n.cfg.Listen})
 	}
@@ -197,66 +192,4 @@ func TestServerRejectsUnauthenticatedAndGarbage(t *testing.T) {
 		t.Fatalf("valid client refused: %v", err)
 	}
 	defer conn.Close()
-}
-
-// TestGroupCommitWaitKeepsEveryCommit runs concurrent commits through nodes that wait before
-// busy group-commit rounds, then restarts every node from its log: every acknowledged commit
-// is read back from the restarted nodes.
-func TestGroupCommitWaitKeepsEveryCommit(t *testing.T) {
-	nodes, peers := startNodes(t, func(c *storage.ServerConfig) { c.GroupCommitWait = 300 * time.Microsecond })
-	defer func() {
-		for _, n := range nodes {
-			n.stop(t)
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	v, err := volume.Open(ctx, volume.Config{ID: "w1", Nodes: peers, PGs: 4, Secret: secret, Create: true, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const clients, each = 8, 40
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				key := []byte(fmt.Sprintf("c%d-%d", c, i))
-				if _, err := v.Commit(ctx, []volume.Op{{Key: key, Value: key}}); err != nil {
-					errs <- fmt.Errorf("commit %s: %w", key, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	vdl := v.VDL()
-	v.Close()
-	for i, n := range nodes {
-		n.stop(t)
-		nodes[i] = startNode(t, n.cfg)
-	}
-	v, err = volume.Open(ctx, volume.Config{ID: "w2", Nodes: peers, PGs: 4, Secret: secret, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	if v.VDL() < vdl {
-		t.Fatalf("VDL after restart %d, below the %d acknowledged", v.VDL(), vdl)
-	}
-	for c := 0; c < clients; c++ {
-		for i := 0; i < each; i++ {
-			key := []byte(fmt.Sprintf("c%d-%d", c, i))
-			got, ok, err := v.Get(ctx, key, v.VDL())
-			if err != nil || !ok || string(got) != string(key) {
-				t.Fatalf("read %s after restart: %q %v %v", key, got, ok, err)
-			}
-		}
-	}
 }
