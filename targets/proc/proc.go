@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,7 +112,7 @@ func Start(s Spec) (*Process, error) {
 		extra = append(extra, f)
 		cmd.Stdin = f
 	}
-	if err := cmd.Start(); err != nil {
+	if err := onSpawnThread(cmd.Start); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("start %s: %w", s.Path, err)
 	}
@@ -122,6 +123,40 @@ func Start(s Spec) (*Process, error) {
 	}()
 	return p, nil
 }
+
+// Linux sends Pdeathsig when the *thread* that forked the child ends, not the process, and Go
+// ends a thread when a goroutine locked to it (runtime.LockOSThread) exits. aurorabench's lag
+// pollers lock threads for the run: a replica that happened to be started from a thread a
+// poller later took was killed when that poller finished (a MariaDB replica and a PostgreSQL
+// standby died at the end of lag runs). So every process is started from one goroutine locked
+// to its thread for the life of the program: its children die only with the toolkit.
+var (
+	spawnOnce sync.Once
+	spawnReqs chan func()
+)
+
+// onSpawnThread runs start on the spawning thread and returns its error.
+func onSpawnThread(start func() error) error {
+	spawnOnce.Do(func() {
+		spawnReqs = make(chan func())
+		go spawnLoop(spawnReqs)
+	})
+	errc := make(chan error, 1)
+	spawnReqs <- func() { errc <- start() }
+	return <-errc
+}
+
+// spawnLoop never returns (tests tell goleak to ignore it: IgnoreSpawner).
+func spawnLoop(reqs <-chan func()) {
+	runtime.LockOSThread()
+	for f := range reqs {
+		f()
+	}
+}
+
+// IgnoreSpawner is the goleak option for the spawning goroutine, which lives as long as the
+// program (see onSpawnThread).
+const IgnoreSpawner = "github.com/aurorabench/aurorabench/targets/proc.spawnLoop"
 
 // Run starts the process and waits for it to exit. A non-zero exit is an
 // error carrying the log's last error line (or its last line, when none says

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,7 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(IgnoreSpawner))
 }
 
 func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
@@ -149,5 +150,38 @@ func TestRunReportsFailure(t *testing.T) {
 	}
 	if l := LastLine(filepath.Join(dir, "log"), 0, "nothing", "first"); l != "first" {
 		t.Fatalf("got %q", l)
+	}
+}
+
+// TestChildOutlivesStartingThread: a server started from a goroutine locked to its OS thread
+// lives on after that goroutine exits. Go then ends the thread, and Linux sends Pdeathsig when
+// the thread that forked a child ends, not its process: the lag pollers' locked threads killed
+// the replicas started from them before every start went through one long-lived thread.
+func TestChildOutlivesStartingThread(t *testing.T) {
+	var p *Process
+	var err error
+	for p == nil && err == nil {
+		started := make(chan struct{})
+		go func() {
+			defer close(started)
+			runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+			if syscall.Gettid() == syscall.Getpid() {
+				// Go parks the main thread instead of ending it: try from another one.
+				runtime.UnlockOSThread()
+				return
+			}
+			p, err = Start(Spec{Path: "/bin/sleep", Args: []string{"100"}})
+		}()
+		<-started
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	// Give the ended thread's death signal time to land, if one is coming.
+	select {
+	case <-p.Done():
+		t.Fatalf("the process died with the thread that started it: %v", p.Err())
+	case <-time.After(500 * time.Millisecond):
 	}
 }
