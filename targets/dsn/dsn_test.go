@@ -15,10 +15,11 @@ import (
 	"github.com/aurorabench/aurorabench/targets"
 	"github.com/aurorabench/aurorabench/targets/mariadb"
 	"github.com/aurorabench/aurorabench/targets/postgres"
+	"github.com/aurorabench/aurorabench/targets/proc"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(proc.IgnoreSpawner))
 }
 
 func TestParse(t *testing.T) {
