@@ -80,17 +80,18 @@ func appendCommit(b []byte, c *wireCommit) []byte {
 		b = append(b, 0)
 	}
 	b = binary.AppendUvarint(b, uint64(len(c.Keys)))
-	deleted := make(map[int]bool, len(c.Dels))
-	for _, j := range c.Dels {
-		deleted[j] = true
-	}
+	dels := c.Dels // ascending (newWireCommit builds it in key order)
 	for j, k := range c.Keys {
 		b = appendBytes(b, k)
 		if !vals {
 			continue
 		}
+		deleted := len(dels) > 0 && dels[0] == j
+		if deleted {
+			dels = dels[1:]
+		}
 		switch {
-		case deleted[j]:
+		case deleted:
 			b = append(b, tagDeleted)
 		case c.Vals[j] == nil:
 			b = append(b, tagNil)

@@ -146,6 +146,15 @@ func WriteFrame(w io.Writer, payload []byte) error {
 	return nil
 }
 
+// AppendMessageFrame appends m as one frame in WriteFrame's format, encoding it in place
+// (no separate payload buffer).
+func AppendMessageFrame(dst []byte, m *Message) []byte {
+	start := len(dst)
+	dst = AppendMessage(append(dst, 0, 0, 0, 0), m)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
 // ReadFrame reads one frame written by WriteFrame, refusing frames above max bytes.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	var hdr [4]byte

@@ -11,7 +11,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -147,11 +146,10 @@ func (c *Conn) Recv() (*redo.Message, error) {
 // batch rather than per message, as each setting is a runtime timer update.
 func (c *Conn) startBatch() { _ = c.c.SetWriteDeadline(time.Now().Add(WriteTimeout)) }
 
-// write buffers one message as a frame (redo.WriteFrame's format), encoded in place in a
-// buffer the connection reuses; flush sends what is buffered.
+// write buffers one message as a frame, encoded in a buffer the connection reuses; flush
+// sends what is buffered.
 func (c *Conn) write(m *redo.Message) error {
-	c.frame = redo.AppendMessage(append(c.frame[:0], 0, 0, 0, 0), m)
-	binary.BigEndian.PutUint32(c.frame, uint32(len(c.frame)-4))
+	c.frame = redo.AppendMessageFrame(c.frame[:0], m)
 	_, err := c.bw.Write(c.frame)
 	if cap(c.frame) > maxKeptFrame {
 		c.frame = nil // one huge message must not pin its buffer for the connection's life

@@ -249,26 +249,7 @@ func TestPointInserts(t *testing.T) {
 		if _, err := a.ExecContext(w.ctx, "INSERT INTO pia_plain VALUES (?, ?)", 51, "a"); err != nil {
 			t.Fatal(err)
 		}
-		var bid int64
-		if err := b.QueryRowContext(w.ctx, "SELECT CONNECTION_ID()").Scan(&bid); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			_, err := b.ExecContext(w.ctx, "INSERT INTO pia_plain VALUES (?, ?)", 51, "b")
-			done <- err
-		}()
-		time.Sleep(200 * time.Millisecond)
-		if _, err := db.ExecContext(w.ctx, fmt.Sprintf("KILL QUERY %d", bid)); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Error("killed point insert succeeded")
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("KILL QUERY did not stop a point insert waiting for a lock")
-		}
+		killWaitingStatement(t, w.ctx, db, b, "point insert", "INSERT INTO pia_plain VALUES (?, ?)", 51, "b")
 		mustExecConn(t, a, "ROLLBACK")
 		if got := queryInts(t, db, "SELECT COUNT(*) FROM pia_plain WHERE a = 51"); fmt.Sprint(got) != "[0]" {
 			t.Errorf("after the kill and the rollback: %v rows with a = 51, want none", got)

@@ -288,26 +288,7 @@ func TestPointWrites(t *testing.T) {
 		if _, err := a.ExecContext(ctx, "UPDATE pwl SET v = v + 1 WHERE id = ?", 1); err != nil {
 			t.Fatal(err)
 		}
-		var bid int64
-		if err := b.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&bid); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			_, err := b.ExecContext(ctx, "UPDATE pwl SET v = v + 1 WHERE id = ?", 1)
-			done <- err
-		}()
-		time.Sleep(200 * time.Millisecond)
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", bid)); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Error("killed point write succeeded")
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("KILL QUERY did not stop a point write waiting for a lock")
-		}
+		killWaitingStatement(t, ctx, db, b, "point write", "UPDATE pwl SET v = v + 1 WHERE id = ?", 1)
 		mustExecConn(t, a, "ROLLBACK")
 		if n := w.fe.PointWrites() - before; n < 9 {
 			t.Errorf("%d executions ran as point writes, want at least 9", n)
@@ -422,4 +403,31 @@ func queryString(t *testing.T, c interface {
 		return " " + errString(err)
 	}
 	return out.String()
+}
+
+// killWaitingStatement runs query on conn, where it waits for a row lock another connection
+// holds, then KILL QUERY from db must make it fail, within 10 s.
+func killWaitingStatement(t *testing.T, ctx context.Context, db *sql.DB, conn *sql.Conn, what, query string, args ...any) {
+	t.Helper()
+	var id int64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.ExecContext(ctx, query, args...)
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("killed %s succeeded", what)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("KILL QUERY did not stop a %s waiting for a lock", what)
+	}
 }
