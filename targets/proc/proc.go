@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -176,8 +177,10 @@ func Run(ctx context.Context, s Spec) error {
 			// mariadb-install-db, for one, ends its failure output with "Please
 			// report any problems at https://mariadb.org/jira": the cause is the
 			// last [ERROR] line above it.
-			if tail := LastLine(s.LogPath, logFrom, "[ERROR]", "ERROR", "FATAL", ""); tail != "" {
-				return fmt.Errorf("%s: %v: %s (log: %s)", s.Path, err, tail, s.LogPath)
+			// The cause may sit just above a generic last line ("[ERROR] Aborting"), and the
+			// log may be gone by the time someone reads the error: keep the last three.
+			if tail := LastLines(s.LogPath, logFrom, 3, "[ERROR]", "ERROR", "FATAL", ""); len(tail) > 0 {
+				return fmt.Errorf("%s: %v: %s (log: %s)", s.Path, err, strings.Join(tail, " | "), s.LogPath)
 			}
 		}
 		return fmt.Errorf("%s: %w", s.Path, err)
@@ -424,9 +427,19 @@ func LogSize(path string) int64 {
 // the first is preferred), or the last line at all when substrs is empty;
 // "" if none. Used to put the cause of a failed start into a one-line error.
 func LastLine(path string, from int64, substrs ...string) string {
+	if ls := LastLines(path, from, 1, substrs...); len(ls) > 0 {
+		return ls[0]
+	}
+	return ""
+}
+
+// LastLines is LastLine for up to n lines, oldest first: the last n lines that contain the
+// first of substrs any line contains. A server that fails often ends with a generic line
+// ("[ERROR] Aborting") just after the one that names the cause, so one line is not enough.
+func LastLines(path string, from int64, n int, substrs ...string) []string {
 	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
+	if err != nil || n <= 0 {
+		return nil
 	}
 	if from > 0 && from <= int64(len(b)) {
 		b = b[from:]
@@ -435,22 +448,24 @@ func LastLine(path string, from int64, substrs ...string) string {
 		b = b[len(b)-64<<10:]
 	}
 	lines := strings.Split(string(b), "\n")
-	find := func(sub string) string {
-		for i := len(lines) - 1; i >= 0; i-- {
+	find := func(sub string) []string {
+		var out []string
+		for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
 			l := strings.TrimSpace(lines[i])
 			if l != "" && strings.Contains(l, sub) {
-				return l
+				out = append(out, l)
 			}
 		}
-		return ""
+		slices.Reverse(out)
+		return out
 	}
 	if len(substrs) == 0 {
 		return find("")
 	}
 	for _, sub := range substrs {
-		if l := find(sub); l != "" {
-			return l
+		if ls := find(sub); len(ls) > 0 {
+			return ls
 		}
 	}
-	return ""
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -130,6 +131,15 @@ func TestRunReportsFailure(t *testing.T) {
 		LogPath: filepath.Join(dir, "log2")})
 	if err == nil || !strings.Contains(err.Error(), "the real cause") || !strings.Contains(err.Error(), "log2") {
 		t.Fatalf("got %v", err)
+	}
+	// The cause just above a generic last error line is kept with it, in order.
+	err = Run(context.Background(), Spec{Path: "/bin/sh", Args: []string{"-c", "echo '[ERROR] old'; echo '[ERROR] Plugin x failed'; echo note; echo '[ERROR] Aborting'; exit 1"},
+		LogPath: filepath.Join(dir, "log3")})
+	if err == nil || !strings.Contains(err.Error(), "[ERROR] Plugin x failed | [ERROR] Aborting") {
+		t.Fatalf("got %v", err)
+	}
+	if ls := LastLines(filepath.Join(dir, "log3"), 0, 2, "nothing", "[ERROR]"); !slices.Equal(ls, []string{"[ERROR] Plugin x failed", "[ERROR] Aborting"}) {
+		t.Fatalf("LastLines: got %q", ls)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
