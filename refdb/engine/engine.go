@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aurorabench/aurorabench/refdb/volume"
 )
 
 // Config configures an Engine.
@@ -463,6 +465,11 @@ func (t *Txn) Commit(ctx context.Context) (LSN, error) {
 	t.e.cache.beginWrite(keys)
 	lsn, err := t.e.store.Commit(ctx, writes)
 	t.e.cache.endWrite(keys, writes, lsn, err == nil)
+	if errors.Is(err, volume.ErrReadOnly) {
+		// Refused before anything was proposed: a definite failure.
+		t.e.stats.Rollbacks.Add(1)
+		return 0, fmt.Errorf("commit of %d writes: %w", len(writes), err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("commit of %d writes: %w: %w", len(writes), ErrOutcomeUnknown, err)
 	}

@@ -161,10 +161,40 @@ func TestReaderFollowsAndPromotes(t *testing.T) {
 	if st.Role != instanceapi.RoleReader || !st.Healthy {
 		t.Fatalf("reader status %+v", st)
 	}
-	_, err := rdb.Exec("INSERT INTO bench.t VALUES (1000, 1)")
-	var me *mysql.MySQLError
-	if !errors.As(err, &me) || me.Number != 1290 {
-		t.Fatalf("write on the reader: %v, want error 1290", err)
+	// Every kind of write on the reader answers 1290, those that would first reserve
+	// auto-increment values or rewrite the catalog included, and the connection stays usable.
+	mustExec(t, wdb, "CREATE TABLE bench.ai (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	mustExec(t, wdb, "INSERT INTO bench.ai (v) VALUES (1)")
+	waitFor(t, func() bool {
+		var n int
+		return rdb.QueryRow("SELECT COUNT(*) FROM bench.ai").Scan(&n) == nil && n == 1
+	})
+	rconn, err := rdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rconn.Close()
+	for _, q := range []string{
+		"INSERT INTO bench.t VALUES (1000, 1)",
+		"INSERT INTO bench.ai (v) VALUES (2)",
+		"INSERT INTO bench.ai (id, v) VALUES (50, 2)",
+		"REPLACE INTO bench.ai (v) VALUES (3)",
+		"INSERT INTO bench.ai (v) SELECT v FROM bench.t LIMIT 1",
+		"UPDATE bench.t SET v = 1 WHERE id = 3",
+		"DELETE FROM bench.ai",
+		"TRUNCATE TABLE bench.ai",
+		"ALTER TABLE bench.ai AUTO_INCREMENT = 1000",
+		"CREATE TABLE bench.nope (id INT PRIMARY KEY)",
+		"DROP TABLE bench.ai",
+	} {
+		_, err := rconn.ExecContext(ctx, q)
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || me.Number != 1290 {
+			t.Fatalf("%s on the reader: %v, want error 1290", q, err)
+		}
+	}
+	if err := rconn.PingContext(ctx); err != nil {
+		t.Fatalf("the reader closed the connection after refusing writes: %v", err)
 	}
 	ws, err := instanceapi.NewClient(wAdmin).Status(ctx)
 	if err != nil || ws.Role != instanceapi.RoleWriter || ws.ReadPoint != ws.VDL || !ws.Healthy {

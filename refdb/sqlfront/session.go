@@ -287,6 +287,9 @@ func toSQLError(err error) error {
 		return sqlErr(mysql.ERLockWaitTimeout, "HY000", engine.ErrLockWaitTimeout.Error())
 	case errors.Is(err, engine.ErrTableDefChanged):
 		return sqlErr(erTableDefChanged, "HY000", engine.ErrTableDefChanged.Error())
+	case errors.Is(err, volume.ErrReadOnly):
+		// A write that reached the volume of a reader (a path that did not check first).
+		return errReadOnly()
 	case errors.Is(err, volume.ErrUnavailable):
 		return sqlErr(erGetErrno, "HY000", fmt.Sprintf("Got error 5 - 'storage unavailable: %s' from storage engine", oneLine(err)))
 	}

@@ -1083,6 +1083,9 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 		}
 		return n, nil
 	}
+	if t.db.fe.ReadOnly() {
+		return 0, errReadOnly()
+	}
 	_, err := t.db.fe.engine().AlterTable(ctx, t.db.name, t.m.def.Name, true, func(*engine.Txn, *engine.TableDef, *engine.TableDef) error { return nil })
 	if err != nil {
 		return 0, ddlError(err)
@@ -1096,7 +1099,12 @@ func (t *Table) PeekNextAutoIncrementValue(ctx *sql.Context) (uint64, error) {
 	return t.db.fe.engine().PeekAutoIncrement(t.m.def.ID), nil
 }
 
+// GetNextAutoIncrementValue may reserve a block of values, a commit: on a reader it answers
+// 1290 like every other write, before go-mysql-server's insert reaches the table's editor.
 func (t *Table) GetNextAutoIncrementValue(ctx *sql.Context, insertVal interface{}) (uint64, error) {
+	if t.db.fe.ReadOnly() {
+		return 0, errReadOnly()
+	}
 	var explicit uint64
 	if insertVal != nil {
 		v, _, err := types.Uint64.Convert(ctx, insertVal)
@@ -1105,7 +1113,8 @@ func (t *Table) GetNextAutoIncrementValue(ctx *sql.Context, insertVal interface{
 		}
 		explicit = v.(uint64)
 	}
-	return t.db.fe.engine().NextAutoIncrement(ctx, t.m.def.ID, explicit)
+	n, err := t.db.fe.engine().NextAutoIncrement(ctx, t.m.def.ID, explicit)
+	return n, toSQLError(err)
 }
 
 func (t *Table) AutoIncrementSetter(ctx *sql.Context) sql.AutoIncrementSetter {
@@ -1115,7 +1124,10 @@ func (t *Table) AutoIncrementSetter(ctx *sql.Context) sql.AutoIncrementSetter {
 type autoSetter struct{ t *Table }
 
 func (a *autoSetter) SetAutoIncrementValue(ctx *sql.Context, v uint64) error {
-	return a.t.db.fe.engine().SetAutoIncrement(ctx, a.t.m.def.ID, v)
+	if a.t.db.fe.ReadOnly() {
+		return errReadOnly()
+	}
+	return toSQLError(a.t.db.fe.engine().SetAutoIncrement(ctx, a.t.m.def.ID, v))
 }
 func (a *autoSetter) AcquireAutoIncrementLock(*sql.Context) (func(), error) { return func() {}, nil }
 func (a *autoSetter) Close(*sql.Context) error                              { return nil }
