@@ -209,7 +209,7 @@ func (i *Instance) openWriter(ctx context.Context, create bool, minEpoch uint64)
 		}
 	}
 	vcfg := volume.Config{ID: i.cfg.ID, Nodes: i.cfg.Storage, PGs: i.cfg.PGs, Secret: i.cfg.Secret, Logger: i.log,
-		Epoch: minEpoch, OnDurable: onDurable, CommitTimeout: i.cfg.CommitTimeout,
+		Epoch: minEpoch, OnDurable: onDurable, AfterDurable: bc.flushAll, CommitTimeout: i.cfg.CommitTimeout,
 		UnsafeAck3of6: i.cfg.UnsafeAck3of6, UnsafeNoTruncation: i.cfg.UnsafeNoTruncation}
 	if i.cfg.UnsafeReadAboveVDL {
 		vcfg.OnProposed = bc.publishProposed

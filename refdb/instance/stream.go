@@ -8,10 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aurorabench/aurorabench/refdb/engine"
@@ -19,20 +23,20 @@ import (
 )
 
 // The replica stream: a reader GETs /stream on the writer's admin address, authenticated with
-// an HMAC of the cluster secret, and receives newline-delimited JSON events. The first event
-// (Reset) carries the writer's current read point only; every later event carries the commits
-// the VDL passed since the previous one, in LSN order with no gap, and the read point after
-// them. Heartbeats repeat the last read point sent with the writer's current VDL, so a reader
-// knows it is caught up. A reader that falls too far behind is dropped and reconnects.
+// an HMAC of the cluster secret, and receives binary events (streamcodec.go) until the
+// connection closes. The first event (Reset) carries the writer's current read point only;
+// every later event carries the commits the VDL passed since the previous one, in LSN order
+// with no gap, and the read point after them. Heartbeats repeat the last read point sent with
+// the writer's current VDL, so a reader knows it is caught up. A reader that falls too far
+// behind is dropped and reconnects.
 
 const (
-	streamPath      = "/stream"
-	authHeader      = "X-Refdb-Auth"
-	readerHeader    = "X-Refdb-Reader"
-	heartbeatEvery  = 200 * time.Millisecond
-	streamIdle      = 3 * time.Second // a reader reconnects after this long without an event
-	subscriberQueue = 4096
-	authSkew        = 5 * time.Minute
+	streamPath     = "/stream"
+	authHeader     = "X-Refdb-Auth"
+	readerHeader   = "X-Refdb-Reader"
+	heartbeatEvery = 200 * time.Millisecond
+	streamIdle     = 3 * time.Second // a reader reconnects after this long without an event
+	authSkew       = 5 * time.Minute
 )
 
 type wireCommit struct {
@@ -132,29 +136,68 @@ func checkStreamAuth(secret []byte, reader, h string) bool {
 }
 
 // broadcaster fans the writer volume's durable commits out to subscribed readers.
+//
+// A commit's way to a reader is on the reader's lag, so it takes no goroutine hand-off when it
+// can avoid one: publish (under the volume's lock) only queues the event, and the goroutine
+// that made the commits durable then writes the queued frames to each reader's socket itself,
+// without blocking (flush, from volume.Config.AfterDurable), once it has let the lock go. Measured
+// on 2 cores under the heaviest write load, the time from durable to a sender goroutine writing
+// the frame was p50 0.27 ms but p99 2.9 ms: the sender waited behind the writer's other
+// goroutines and, at nice 0, behind the storage nodes for a CPU. Only what a socket does not
+// take at once (a slow reader) is left to the subscriber's own goroutine, which writes it with a
+// blocking write; events are queued and written in one order whoever writes them.
 type broadcaster struct {
 	mu   sync.Mutex
 	last volume.ReadPoint
 	subs map[*subscriber]struct{}
+	list atomic.Pointer[[]*subscriber] // subs, for flushAll without the lock
 }
+
+// subscriberMaxQueued bounds what one reader may have queued and unwritten: a reader further
+// behind is dropped, reconnects and resumes from storage.
+var (
+	subscriberMaxEvents = 4096
+	subscriberMaxBytes  = 64 << 20 // a variable for the test of dropping a reader
+)
 
 type subscriber struct {
 	id        string
-	ch        chan event
+	conn      net.Conn
+	raw       syscall.RawConn
+	kick      chan struct{} // cap 1: the sender has queued bytes to write
 	dead      chan struct{}
 	connected time.Time
 
 	mu       sync.Mutex
+	gone     bool             // dead is closed
+	q        []*event         // published, not yet encoded into pend
+	pend     []byte           // encoded frames not yet written, in order
+	writing  bool             // the sender goroutine is writing bytes it took from pend: nobody else writes
+	inflight int              // how many
+	qLast    event            // the last event queued (its read point and ack stand for what pend holds)
+	qDurable volume.ReadPoint // the last durable read point queued: what heartbeats repeat
+	// What the reader has been sent, for status.
 	sentVDL  uint64
 	lastLag  time.Duration
 	lastSent time.Time
+	// Writes to the socket by flush (the volume's goroutine) and by the sender goroutine: the
+	// second should be rare, a reader whose socket was full.
+	direct, deferred int64
+}
+
+// writes returns the counts of the socket writes made by flush and by the sender.
+func (s *subscriber) writes() (direct, deferred int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.direct, s.deferred
 }
 
 func newBroadcaster() *broadcaster { return &broadcaster{subs: map[*subscriber]struct{}{}} }
 
-// publish is volume.Config.OnDurable: it runs under the volume's lock and never blocks.
+// publish is volume.Config.OnDurable: it runs under the volume's lock and never blocks; the
+// events go out at flushAll.
 func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
-	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: make([]wireCommit, len(ds)), frame: &eventFrame{}}
+	ev := &event{RP: rp, Ack: time.Now().UnixNano(), Commits: make([]wireCommit, len(ds)), frame: &eventFrame{}}
 	for i, d := range ds {
 		ev.Commits[i] = newWireCommit(d)
 	}
@@ -164,11 +207,8 @@ func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
 		b.last = rp
 	}
 	for s := range b.subs {
-		select {
-		case s.ch <- ev:
-		default: // too far behind: drop it; it reconnects and jumps to the current VDL
-			delete(b.subs, s)
-			close(s.dead)
+		if !s.enqueue(ev) {
+			b.dropLocked(s)
 		}
 	}
 }
@@ -177,15 +217,24 @@ func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
 // goes to readers now, before the VDL passes it. The stream's resume point (b.last) stays the
 // durable one.
 func (b *broadcaster) publishProposed(rp volume.ReadPoint, d volume.Durable) {
-	ev := event{RP: rp, Ack: time.Now().UnixNano(), Commits: []wireCommit{newWireCommit(d)}, Proposed: true, frame: &eventFrame{}}
+	ev := &event{RP: rp, Ack: time.Now().UnixNano(), Commits: []wireCommit{newWireCommit(d)}, Proposed: true, frame: &eventFrame{}}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {
-		select {
-		case s.ch <- ev:
-		default:
-			delete(b.subs, s)
-			close(s.dead)
+		if !s.enqueue(ev) {
+			b.dropLocked(s)
+		} else {
+			s.wake() // no AfterDurable follows a proposal
+		}
+	}
+}
+
+// flushAll is volume.Config.AfterDurable: the goroutine that made commits durable writes what
+// publish queued to every reader's socket, as far as each takes it without blocking.
+func (b *broadcaster) flushAll() {
+	if l := b.list.Load(); l != nil {
+		for _, s := range *l {
+			s.flush()
 		}
 	}
 }
@@ -204,21 +253,56 @@ func (b *broadcaster) vdl() uint64 {
 	return uint64(b.last.VDL)
 }
 
-func (b *broadcaster) subscribe(id string) (*subscriber, volume.ReadPoint) {
-	s := &subscriber{id: id, ch: make(chan event, subscriberQueue), dead: make(chan struct{}), connected: time.Now()}
+// subscribe adds a reader whose stream is conn: its first event is a reset to the current
+// read point, queued before any commit published after it.
+func (b *broadcaster) subscribe(id string, conn net.Conn) (*subscriber, volume.ReadPoint, error) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil, volume.ReadPoint{}, fmt.Errorf("stream connection %T has no file descriptor", conn)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, volume.ReadPoint{}, fmt.Errorf("stream connection: %w", err)
+	}
+	s := &subscriber{id: id, conn: conn, raw: raw, kick: make(chan struct{}, 1), dead: make(chan struct{}), connected: time.Now()}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	rp := b.last
+	s.enqueue(&event{RP: rp, Reset: true, WriterVDL: uint64(rp.VDL)})
 	b.subs[s] = struct{}{}
-	return s, b.last
+	b.relistLocked()
+	return s, rp, nil
 }
 
 func (b *broadcaster) unsubscribe(s *subscriber) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.subs[s]; ok {
-		delete(b.subs, s)
-		close(s.dead)
+		b.dropLocked(s)
 	}
+}
+
+// dropLocked removes s (too far behind, gone, or the writer stops); its sender ends.
+func (b *broadcaster) dropLocked(s *subscriber) {
+	delete(b.subs, s)
+	b.relistLocked()
+	s.mu.Lock()
+	if !s.gone {
+		s.gone = true
+		close(s.dead)
+		// A sender blocked writing to a reader that reads nothing returns now, not at its
+		// write deadline.
+		_ = s.conn.Close()
+	}
+	s.mu.Unlock()
+}
+
+func (b *broadcaster) relistLocked() {
+	l := make([]*subscriber, 0, len(b.subs))
+	for s := range b.subs {
+		l = append(l, s)
+	}
+	b.list.Store(&l)
 }
 
 // closeAll drops every subscriber (the writer stops or is replaced).
@@ -226,9 +310,124 @@ func (b *broadcaster) closeAll() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {
-		delete(b.subs, s)
-		close(s.dead)
+		b.dropLocked(s)
 	}
+}
+
+// enqueue queues ev for s; false when s is too far behind (or gone) and must be dropped.
+func (s *subscriber) enqueue(ev *event) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone || len(s.q) >= subscriberMaxEvents || len(s.pend)+s.inflight > subscriberMaxBytes {
+		return false
+	}
+	s.q = append(s.q, ev)
+	s.qLast = *ev
+	if !ev.Proposed {
+		s.qDurable = ev.RP
+	}
+	return true
+}
+
+// wake asks the sender goroutine to write what is queued.
+func (s *subscriber) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flush encodes the queued events and writes as much as the socket takes without blocking;
+// the rest is left to the sender goroutine. A write error drops nothing here: the sender's
+// blocking write meets the same error and ends the stream.
+func (s *subscriber) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return
+	}
+	s.encodeLocked()
+	if s.writing || len(s.pend) == 0 {
+		return // the sender holds the socket: it writes the rest when it is done
+	}
+	n := 0
+	var werr error
+	err := s.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), s.pend)
+		return true // never wait for room: that is the sender's job
+	})
+	if err == nil && werr == nil && n > 0 {
+		s.direct++
+		s.wroteLocked(n)
+	}
+	if len(s.pend) > 0 {
+		s.wake()
+	}
+}
+
+// encodeLocked moves the queued events into pend as frames.
+func (s *subscriber) encodeLocked() {
+	for i, ev := range s.q {
+		s.pend = append(s.pend, ev.encoded()...)
+		s.q[i] = nil
+	}
+	s.q = s.q[:0]
+}
+
+// wroteLocked drops n written bytes from pend; once pend is empty the reader has been sent
+// everything queued.
+func (s *subscriber) wroteLocked(n int) {
+	s.pend = s.pend[n:]
+	if len(s.pend) == 0 {
+		s.pend = s.pend[:0:0]
+		if len(s.q) == 0 {
+			s.noteSentLocked()
+		}
+	}
+}
+
+func (s *subscriber) noteSentLocked() {
+	ev := s.qLast
+	s.sentVDL, s.lastSent = uint64(ev.RP.VDL), time.Now()
+	if ev.Ack > 0 {
+		s.lastLag = time.Since(time.Unix(0, ev.Ack))
+	}
+}
+
+// sendPending is the sender goroutine's blocking write of what flush left.
+func (s *subscriber) sendPending() error {
+	s.mu.Lock()
+	if s.gone {
+		s.mu.Unlock()
+		return errors.New("dropped")
+	}
+	s.encodeLocked()
+	buf := s.pend
+	s.pend = nil
+	s.writing, s.inflight = len(buf) > 0, len(buf)
+	s.mu.Unlock()
+	if len(buf) == 0 {
+		return nil
+	}
+	_ = s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := s.conn.Write(buf)
+	// The non-blocking writes of flush must not meet a deadline that has passed.
+	_ = s.conn.SetWriteDeadline(time.Time{})
+	s.mu.Lock()
+	s.writing, s.inflight = false, 0
+	s.deferred++
+	if err == nil && len(s.pend) == 0 && len(s.q) == 0 {
+		s.noteSentLocked()
+	}
+	more := len(s.pend) > 0 || len(s.q) > 0
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if more {
+		s.wake()
+	}
+	return nil
 }
 
 type subStatus struct {
@@ -249,7 +448,7 @@ func (b *broadcaster) status() []subStatus {
 	for _, s := range subs {
 		s.mu.Lock()
 		lag := s.lastLag
-		if len(s.ch) == 0 && time.Since(s.lastSent) > heartbeatEvery {
+		if len(s.q) == 0 && len(s.pend) == 0 && !s.writing && time.Since(s.lastSent) > heartbeatEvery {
 			lag = 0 // nothing queued: the reader has everything the writer acknowledged
 		}
 		out = append(out, subStatus{ID: s.id, SentVDL: s.sentVDL, Lag: lag, LastSent: s.lastSent})
@@ -258,7 +457,12 @@ func (b *broadcaster) status() []subStatus {
 	return out
 }
 
-// serveStream is GET /stream on the writer.
+// streamResponseHeader opens the stream: the body runs until the connection closes (no
+// chunking, which would cost a write per chunk header), so the reader's client reads it as is.
+const streamResponseHeader = "HTTP/1.1 200 OK\r\nContent-Type: " + streamContentType + "\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n"
+
+// serveStream is GET /stream on the writer. It takes the connection over from the HTTP server,
+// so that the volume's goroutine can write frames to its socket directly (flush).
 func (i *Instance) serveStream(w http.ResponseWriter, r *http.Request) {
 	reader := r.Header.Get(readerHeader)
 	if !checkStreamAuth(i.cfg.Secret, reader, r.Header.Get(authHeader)) {
@@ -272,75 +476,82 @@ func (i *Instance) serveStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "stream: this instance is not the writer", http.StatusServiceUnavailable)
 		return
 	}
-	s, rp := b.subscribe(reader)
-	defer b.unsubscribe(s)
-	i.log.Info("reader subscribed", "reader", reader, "vdl", rp.VDL)
-	defer i.log.Info("reader unsubscribed", "reader", reader)
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", streamContentType)
-	write := func(ev *event) bool {
-		_, err := w.Write(ev.encoded())
-		return err == nil
-	}
-	send := func(ev event) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if !write(&ev) {
-			return false
-		}
-		if err := rc.Flush(); err != nil {
-			return false
-		}
-		return true
-	}
-	last := rp
-	note := func(ev event) {
-		s.mu.Lock()
-		s.sentVDL, s.lastSent = uint64(ev.RP.VDL), time.Now()
-		if ev.Ack > 0 {
-			s.lastLag = time.Since(time.Unix(0, ev.Ack))
-		}
-		s.mu.Unlock()
-	}
-	if !send(event{RP: rp, Reset: true, WriterVDL: uint64(rp.VDL)}) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "stream: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	note(event{RP: rp})
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, streamResponseHeader); err != nil {
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	s, rp, err := b.subscribe(reader, conn)
+	if err != nil {
+		i.log.Error("reader stream", "reader", reader, "err", err)
+		return
+	}
+	i.log.Info("reader subscribed", "reader", reader, "vdl", rp.VDL)
+	// The reader sends nothing after its request: a read that returns means it went away.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		_, _ = io.Copy(io.Discard, conn)
+	}()
+	defer func() {
+		b.unsubscribe(s)
+		_ = conn.Close() // ends the reading goroutine
+		<-closed
+		direct, deferred := s.writes()
+		i.log.Info("reader unsubscribed", "reader", reader, "direct_writes", direct, "sender_writes", deferred)
+	}()
+	b.stream(s, closed)
+}
+
+// stream is a subscriber's own goroutine: it sends the reset queued at subscribe, heartbeats,
+// and whatever flush left unwritten, until the reader goes (closed), s is dropped, or a write
+// fails.
+func (b *broadcaster) stream(s *subscriber, closed <-chan struct{}) {
+	s.flush()
 	hb := time.NewTicker(heartbeatEvery)
 	defer hb.Stop()
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-closed:
 			return
 		case <-s.dead:
 			return
-		case ev := <-s.ch:
-			// Coalesce whatever is queued into one flush.
-			n := len(s.ch)
-			evs := []event{ev}
-			for ; n > 0; n-- {
-				evs = append(evs, <-s.ch)
-			}
-			_ = rc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			for k := range evs {
-				if !write(&evs[k]) {
-					return
-				}
-			}
-			if err := rc.Flush(); err != nil {
+		case <-s.kick:
+			if s.sendPending() != nil {
 				return
 			}
-			for _, e := range evs {
-				if !e.Proposed { // heartbeats repeat only durable read points
-					last = e.RP
-				}
-			}
-			note(evs[len(evs)-1])
 		case <-hb.C:
-			if !send(event{RP: last, Heartbeat: true, WriterVDL: b.vdl()}) {
+			if !b.heartbeat(s) {
 				return
 			}
+			s.flush()
 		}
 	}
+}
+
+// heartbeat queues a heartbeat for s: the last durable read point queued to it, with the
+// writer's VDL, so an idle reader knows it has everything. Under b.mu, so that no commit is
+// queued between reading the read point and queueing the heartbeat.
+func (b *broadcaster) heartbeat(s *subscriber) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.subs[s]; !ok {
+		return false
+	}
+	s.mu.Lock()
+	rp := s.qDurable
+	s.mu.Unlock()
+	if !s.enqueue(&event{RP: rp, Heartbeat: true, WriterVDL: uint64(b.last.VDL)}) {
+		b.dropLocked(s)
+		return false
+	}
+	return true
 }
 
 // errNotWriter: the instance asked for the stream is not (or no longer) the writer.

@@ -43,6 +43,10 @@ type Config struct {
 	// in LSN order and with no gap, under the volume's lock: it must not block or call back
 	// into the volume. It feeds the replica stream.
 	OnDurable func(ReadPoint, []Durable)
+	// AfterDurable, if set, is called by the goroutine that made commits durable once it has
+	// let the volume's lock go, after OnDurable and before it does anything else: the replica
+	// stream writes what OnDurable queued from there, without a goroutine hand-off.
+	AfterDurable func()
 	// OnProposed, if set (writers only), is called with every commit as it is proposed, before
 	// it is durable, under the volume's lock, with a read point at its LSN. Only the unsafe
 	// read-above-vdl mode sets it: it lets readers see commits that may yet be lost.
@@ -207,6 +211,7 @@ func (v *Volume) notify() {
 func (v *Volume) onMessage(m *redo.Message) {
 	v.mu.Lock()
 	var out []*redo.Message
+	durable := false
 	switch {
 	case m.Type == redo.MsgReadResp || (m.Type == redo.MsgReject && redo.MsgType(m.Limit) == redo.MsgRead):
 		if ch := v.reads[m.ReqID]; ch != nil {
@@ -232,9 +237,13 @@ func (v *Volume) onMessage(m *redo.Message) {
 		if v.core.VDL() != vdl || v.core.Fenced() != fenced {
 			v.release()
 			v.notify()
+			durable = v.core.VDL() != vdl
 		}
 	}
 	v.mu.Unlock()
+	if durable && v.cfg.AfterDurable != nil {
+		v.cfg.AfterDurable()
+	}
 	v.send(out)
 }
 
