@@ -147,15 +147,20 @@ func checkStreamAuth(secret []byte, reader, h string) bool {
 // take at once (a slow reader) is left to the subscriber's own goroutine, which writes it with a
 // blocking write; events are queued and written in one order whoever writes them.
 type broadcaster struct {
-	mu   sync.Mutex
-	last volume.ReadPoint
-	subs map[*subscriber]struct{}
-	list atomic.Pointer[[]*subscriber] // subs, for flushAll without the lock
+	mu     sync.Mutex
+	last   volume.ReadPoint
+	closed bool // closeAll ran: the writer stops, and takes no new readers
+	subs   map[*subscriber]struct{}
+	list   atomic.Pointer[[]*subscriber] // subs, for flushAll without the lock
+	// vdl is last.VDL for heartbeats encoded outside b.mu: the writer's VDL when one is sent.
+	vdl atomic.Uint64
 }
 
-// subscriberMaxQueued bounds what one reader may have queued and unwritten: a reader further
-// behind is dropped, reconnects and resumes from storage.
+// A reader further behind than this is dropped; it reconnects and resumes from storage. A
+// reader that takes nothing for streamWriteTimeout while the writer has frames for it is cut.
+// Variables for the tests.
 var (
+	streamWriteTimeout  = 5 * time.Second
 	subscriberMaxEvents = 4096
 	subscriberMaxBytes  = 64 << 20 // a variable for the test of dropping a reader
 )
@@ -164,18 +169,23 @@ type subscriber struct {
 	id        string
 	conn      net.Conn
 	raw       syscall.RawConn
-	kick      chan struct{} // cap 1: the sender has queued bytes to write
+	writerVDL *atomic.Uint64 // the broadcaster's vdl
+	kick      chan struct{}  // cap 1: the sender has bytes to write
 	dead      chan struct{}
 	connected time.Time
 
 	mu       sync.Mutex
-	gone     bool             // dead is closed
-	q        []*event         // published, not yet encoded into pend
+	gone     bool             // dropped: dead is closed
+	broken   bool             // a write failed: the stream may end inside a frame, nothing more is written
+	q        []*event         // queued, not yet encoded into pend
 	pend     []byte           // encoded frames not yet written, in order
-	writing  bool             // the sender goroutine is writing bytes it took from pend: nobody else writes
-	inflight int              // how many
-	qLast    event            // the last event queued (its read point and ack stand for what pend holds)
+	writing  bool             // someone is writing bytes taken from pend: nobody else writes meanwhile
+	inflight int              // how many bytes that is
 	qDurable volume.ReadPoint // the last durable read point queued: what heartbeats repeat
+	// Stream offsets in bytes: encoded and written so far, and where each durable event's frame
+	// ends, so that status follows what has really been written.
+	encoded, written int64
+	marks            []sentMark
 	// What the reader has been sent, for status.
 	sentVDL  uint64
 	lastLag  time.Duration
@@ -183,6 +193,12 @@ type subscriber struct {
 	// Writes to the socket by flush (the volume's goroutine) and by the sender goroutine: the
 	// second should be rare, a reader whose socket was full.
 	direct, deferred int64
+}
+
+type sentMark struct {
+	end int64
+	vdl uint64
+	ack int64
 }
 
 // writes returns the counts of the socket writes made by flush and by the sender.
@@ -194,8 +210,9 @@ func (s *subscriber) writes() (direct, deferred int64) {
 
 func newBroadcaster() *broadcaster { return &broadcaster{subs: map[*subscriber]struct{}{}} }
 
-// publish is volume.Config.OnDurable: it runs under the volume's lock and never blocks; the
-// events go out at flushAll.
+// publish is volume.Config.OnDurable: it runs under the volume's lock and never blocks (each
+// subscriber's lock is held only to queue and encode, never across a write); the events go out
+// at flushAll.
 func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
 	ev := &event{RP: rp, Ack: time.Now().UnixNano(), Commits: make([]wireCommit, len(ds)), frame: &eventFrame{}}
 	for i, d := range ds {
@@ -205,6 +222,7 @@ func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
 	defer b.mu.Unlock()
 	if rp.VDL > b.last.VDL {
 		b.last = rp
+		b.vdl.Store(uint64(rp.VDL))
 	}
 	for s := range b.subs {
 		if !s.enqueue(ev) {
@@ -244,14 +262,12 @@ func (b *broadcaster) init(rp volume.ReadPoint) {
 	defer b.mu.Unlock()
 	if rp.VDL > b.last.VDL || b.last.Need == nil {
 		b.last = rp
+		b.vdl.Store(uint64(rp.VDL))
 	}
 }
 
-func (b *broadcaster) vdl() uint64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return uint64(b.last.VDL)
-}
+// errWriterStopping: a reader asked for the stream of a writer that is stopping.
+var errWriterStopping = errors.New("the writer is stopping")
 
 // subscribe adds a reader whose stream is conn: its first event is a reset to the current
 // read point, queued before any commit published after it.
@@ -264,9 +280,13 @@ func (b *broadcaster) subscribe(id string, conn net.Conn) (*subscriber, volume.R
 	if err != nil {
 		return nil, volume.ReadPoint{}, fmt.Errorf("stream connection: %w", err)
 	}
-	s := &subscriber{id: id, conn: conn, raw: raw, kick: make(chan struct{}, 1), dead: make(chan struct{}), connected: time.Now()}
+	s := &subscriber{id: id, conn: conn, raw: raw, writerVDL: &b.vdl, kick: make(chan struct{}, 1),
+		dead: make(chan struct{}), connected: time.Now()}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return nil, volume.ReadPoint{}, errWriterStopping
+	}
 	rp := b.last
 	s.enqueue(&event{RP: rp, Reset: true, WriterVDL: uint64(rp.VDL)})
 	b.subs[s] = struct{}{}
@@ -290,9 +310,10 @@ func (b *broadcaster) dropLocked(s *subscriber) {
 	if !s.gone {
 		s.gone = true
 		close(s.dead)
-		// A sender blocked writing to a reader that reads nothing returns now, not at its
-		// write deadline.
-		_ = s.conn.Close()
+		// A sender blocked writing to a reader that reads nothing returns now rather than at its
+		// write deadline, and so does the goroutine reading the connection. (Not Close: it waits
+		// for those calls to return, and this may run under the volume's lock.)
+		_ = s.conn.SetDeadline(time.Unix(1, 0))
 	}
 	s.mu.Unlock()
 }
@@ -305,10 +326,11 @@ func (b *broadcaster) relistLocked() {
 	b.list.Store(&l)
 }
 
-// closeAll drops every subscriber (the writer stops or is replaced).
+// closeAll drops every subscriber and refuses new ones (the writer stops or is replaced).
 func (b *broadcaster) closeAll() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.closed = true
 	for s := range b.subs {
 		b.dropLocked(s)
 	}
@@ -322,12 +344,14 @@ func (s *subscriber) enqueue(ev *event) bool {
 		return false
 	}
 	s.q = append(s.q, ev)
-	s.qLast = *ev
 	if !ev.Proposed {
 		s.qDurable = ev.RP
 	}
 	return true
 }
+
+// busyLocked reports whether s has anything queued or being written.
+func (s *subscriber) busyLocked() bool { return len(s.q) > 0 || len(s.pend) > 0 || s.writing }
 
 // wake asks the sender goroutine to write what is queued.
 func (s *subscriber) wake() {
@@ -337,93 +361,128 @@ func (s *subscriber) wake() {
 	}
 }
 
-// flush encodes the queued events and writes as much as the socket takes without blocking;
-// the rest is left to the sender goroutine. A write error drops nothing here: the sender's
-// blocking write meets the same error and ends the stream.
+// flush encodes the queued events and writes them with non-blocking writes, outside s.mu (the
+// writing flag keeps everyone else off the socket meanwhile), until nothing is left or the
+// socket is full; what a full socket leaves goes to the sender goroutine.
 func (s *subscriber) flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gone {
-		return
-	}
-	s.encodeLocked()
-	if s.writing || len(s.pend) == 0 {
-		return // the sender holds the socket: it writes the rest when it is done
-	}
-	n := 0
-	var werr error
-	err := s.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), s.pend)
-		return true // never wait for room: that is the sender's job
-	})
-	if err == nil && werr == nil && n > 0 {
-		s.direct++
-		s.wroteLocked(n)
-	}
-	if len(s.pend) > 0 {
-		s.wake()
+	for {
+		if s.gone || s.broken {
+			return
+		}
+		s.encodeLocked()
+		if s.writing || len(s.pend) == 0 {
+			return // whoever is writing writes the rest, or wakes the sender for it
+		}
+		buf := s.takeLocked()
+		s.mu.Unlock()
+		n := 0
+		var werr error
+		if err := s.raw.Write(func(fd uintptr) bool {
+			n, werr = syscall.Write(int(fd), buf)
+			return true // never wait for room: that is the sender's job
+		}); err != nil {
+			werr = err
+		}
+		s.mu.Lock()
+		n = max(n, 0)
+		if n > 0 {
+			s.direct++
+		}
+		s.doneWritingLocked(n)
+		if rest := buf[n:]; len(rest) > 0 {
+			s.pend = append(append(make([]byte, 0, len(rest)+len(s.pend)), rest...), s.pend...)
+		}
+		if werr != nil && !errors.Is(werr, syscall.EAGAIN) {
+			s.broken = true // the sender sees it and ends the stream
+			s.wake()
+			return
+		}
+		if len(s.pend) > 0 && n < len(buf) {
+			s.wake() // the socket is full: the sender waits for room
+			return
+		}
 	}
 }
 
-// encodeLocked moves the queued events into pend as frames.
+// takeLocked hands pend to a writer.
+func (s *subscriber) takeLocked() []byte {
+	buf := s.pend
+	s.pend = nil
+	s.writing, s.inflight = true, len(buf)
+	return buf
+}
+
+// doneWritingLocked records n more bytes written by the writer that took pend.
+func (s *subscriber) doneWritingLocked(n int) {
+	s.writing, s.inflight = false, 0
+	s.written += int64(n)
+	k := 0
+	for k < len(s.marks) && s.marks[k].end <= s.written {
+		k++
+	}
+	if k > 0 {
+		m := s.marks[k-1]
+		s.sentVDL, s.lastSent = m.vdl, time.Now()
+		if m.ack > 0 {
+			s.lastLag = time.Since(time.Unix(0, m.ack))
+		}
+		s.marks = append(s.marks[:0], s.marks[k:]...)
+	}
+}
+
+// encodeLocked moves the queued events into pend as frames. A heartbeat carries the writer's
+// VDL as it is now, not when it was queued, so a reader behind does not take itself for
+// caught up.
 func (s *subscriber) encodeLocked() {
 	for i, ev := range s.q {
-		s.pend = append(s.pend, ev.encoded()...)
+		before := len(s.pend)
+		if ev.Heartbeat {
+			hb := *ev
+			hb.WriterVDL = max(hb.WriterVDL, s.writerVDL.Load())
+			s.pend = appendEventFrame(s.pend, &hb)
+		} else {
+			s.pend = append(s.pend, ev.encoded()...)
+		}
+		s.encoded += int64(len(s.pend) - before)
+		if !ev.Heartbeat && !ev.Proposed {
+			s.marks = append(s.marks, sentMark{end: s.encoded, vdl: uint64(ev.RP.VDL), ack: ev.Ack})
+		}
 		s.q[i] = nil
 	}
 	s.q = s.q[:0]
 }
 
-// wroteLocked drops n written bytes from pend; once pend is empty the reader has been sent
-// everything queued.
-func (s *subscriber) wroteLocked(n int) {
-	s.pend = s.pend[n:]
-	if len(s.pend) == 0 {
-		s.pend = s.pend[:0:0]
-		if len(s.q) == 0 {
-			s.noteSentLocked()
-		}
-	}
-}
-
-func (s *subscriber) noteSentLocked() {
-	ev := s.qLast
-	s.sentVDL, s.lastSent = uint64(ev.RP.VDL), time.Now()
-	if ev.Ack > 0 {
-		s.lastLag = time.Since(time.Unix(0, ev.Ack))
-	}
-}
-
-// sendPending is the sender goroutine's blocking write of what flush left.
+// sendPending is the sender goroutine's blocking write of what flush left. An error ends the
+// stream: the reader may have part of a frame, so nothing may follow it.
 func (s *subscriber) sendPending() error {
 	s.mu.Lock()
-	if s.gone {
+	if s.gone || s.broken {
 		s.mu.Unlock()
-		return errors.New("dropped")
+		return errors.New("stream dropped or broken")
 	}
 	s.encodeLocked()
-	buf := s.pend
-	s.pend = nil
-	s.writing, s.inflight = len(buf) > 0, len(buf)
-	s.mu.Unlock()
-	if len(buf) == 0 {
-		return nil
+	if s.writing || len(s.pend) == 0 {
+		s.mu.Unlock()
+		return nil // flush is writing: it finishes, or wakes us again
 	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, err := s.conn.Write(buf)
+	buf := s.takeLocked()
+	s.mu.Unlock()
+	_ = s.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	n, err := s.conn.Write(buf)
 	// The non-blocking writes of flush must not meet a deadline that has passed.
 	_ = s.conn.SetWriteDeadline(time.Time{})
 	s.mu.Lock()
-	s.writing, s.inflight = false, 0
-	s.deferred++
-	if err == nil && len(s.pend) == 0 && len(s.q) == 0 {
-		s.noteSentLocked()
-	}
-	more := len(s.pend) > 0 || len(s.q) > 0
-	s.mu.Unlock()
+	s.doneWritingLocked(n)
 	if err != nil {
+		s.broken = true
+		s.mu.Unlock()
 		return err
 	}
+	s.deferred++
+	more := s.busyLocked()
+	s.mu.Unlock()
 	if more {
 		s.wake()
 	}
@@ -448,7 +507,7 @@ func (b *broadcaster) status() []subStatus {
 	for _, s := range subs {
 		s.mu.Lock()
 		lag := s.lastLag
-		if len(s.q) == 0 && len(s.pend) == 0 && !s.writing && time.Since(s.lastSent) > heartbeatEvery {
+		if !s.busyLocked() && time.Since(s.lastSent) > heartbeatEvery {
 			lag = 0 // nothing queued: the reader has everything the writer acknowledged
 		}
 		out = append(out, subStatus{ID: s.id, SentVDL: s.sentVDL, Lag: lag, LastSent: s.lastSent})
@@ -488,6 +547,9 @@ func (i *Instance) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	s, rp, err := b.subscribe(reader, conn)
+	if errors.Is(err, errWriterStopping) {
+		return // the reader sees the stream end and looks for the next writer
+	}
 	if err != nil {
 		i.log.Error("reader stream", "reader", reader, "err", err)
 		return
@@ -545,8 +607,11 @@ func (b *broadcaster) heartbeat(s *subscriber) bool {
 		return false
 	}
 	s.mu.Lock()
-	rp := s.qDurable
+	rp, busy := s.qDurable, s.busyLocked()
 	s.mu.Unlock()
+	if busy {
+		return true // commits are on their way: they say more than a heartbeat would
+	}
 	if !s.enqueue(&event{RP: rp, Heartbeat: true, WriterVDL: uint64(b.last.VDL)}) {
 		b.dropLocked(s)
 		return false

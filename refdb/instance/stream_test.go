@@ -175,3 +175,123 @@ func TestStreamDropsReaderTooFarBehind(t *testing.T) {
 		t.Fatalf("%d subscribers left after the drop", left)
 	}
 }
+
+// TestStreamStopsAfterFailedWrite: once a blocking write to a reader fails (here its deadline
+// passes while the reader reads nothing), part of a frame may be on the wire, so nothing more
+// may follow it: later commits are not written after the cut, and the sender ends.
+func TestStreamStopsAfterFailedWrite(t *testing.T) {
+	defer func(old time.Duration) { streamWriteTimeout = old }(streamWriteTimeout)
+	streamWriteTimeout = 200 * time.Millisecond
+	b, s, cli := subscribedReader(t)
+	streamDone := make(chan struct{})
+	go func() {
+		defer close(streamDone)
+		b.stream(s, make(chan struct{}))
+	}()
+	val := bytes.Repeat([]byte("v"), 16<<10)
+	lsn := 0
+	for {
+		lsn++
+		publishCommit(b, lsn, val)
+		b.flushAll()
+		s.mu.Lock()
+		broken, writing := s.broken, s.writing
+		s.mu.Unlock()
+		if broken {
+			break
+		}
+		if writing || lsn%64 == 0 {
+			time.Sleep(10 * time.Millisecond) // let the sender's write reach its deadline
+		}
+		if lsn > 3000 {
+			t.Fatal("the sender's write never failed")
+		}
+	}
+	s.mu.Lock()
+	cut := s.written
+	s.mu.Unlock()
+	for k := 1; k <= 50; k++ {
+		publishCommit(b, lsn+k, val)
+		b.flushAll()
+	}
+	select {
+	case <-streamDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sender did not end after its write failed")
+	}
+	s.mu.Lock()
+	after := s.written
+	s.mu.Unlock()
+	if after != cut {
+		t.Fatalf("%d bytes written after the failed write (at %d)", after-cut, cut)
+	}
+	// The reader gets exactly what was written: whole frames in order, then at most one cut.
+	b.unsubscribe(s)
+	_ = s.conn.Close()
+	var got bytes.Buffer
+	if _, err := got.ReadFrom(cli); err != nil {
+		t.Fatalf("read the stream: %v", err)
+	}
+	if int64(got.Len()) != cut {
+		t.Fatalf("reader got %d bytes, writer wrote %d", got.Len(), cut)
+	}
+	br := bufio.NewReader(&got)
+	if ev, err := readEventFrame(br); err != nil || !ev.Reset {
+		t.Fatalf("first event %+v, %v", ev, err)
+	}
+	for next := 1; ; next++ {
+		ev, err := readEventFrame(br)
+		if err != nil {
+			break // the cut
+		}
+		if len(ev.Commits) != 1 || ev.Commits[0].LSN != uint64(next) {
+			t.Fatalf("event %+v where commit %d was due", ev.RP, next)
+		}
+	}
+}
+
+// TestStreamHeartbeats: a heartbeat is queued only when nothing else is on its way, repeats
+// the last durable read point queued, and carries the writer's VDL as it is when it is
+// written, so a reader behind does not take itself for caught up.
+func TestStreamHeartbeats(t *testing.T) {
+	b, s, cli := subscribedReader(t)
+	br := bufio.NewReader(cli)
+	s.flush() // the reset
+	if ev, err := readEventFrame(br); err != nil || !ev.Reset {
+		t.Fatalf("first event %+v, %v", ev, err)
+	}
+	publishCommit(b, 1, []byte("a"))
+	if !b.heartbeat(s) {
+		t.Fatal("heartbeat dropped the reader")
+	}
+	s.mu.Lock()
+	queued := len(s.q)
+	s.mu.Unlock()
+	if queued != 1 {
+		t.Fatalf("%d events queued, want the commit alone (no heartbeat while it waits)", queued)
+	}
+	s.flush()
+	if ev, err := readEventFrame(br); err != nil || len(ev.Commits) != 1 {
+		t.Fatalf("got %+v, %v, want commit 1", ev, err)
+	}
+	if !b.heartbeat(s) { // idle now: queued
+		t.Fatal("heartbeat dropped the reader")
+	}
+	publishCommit(b, 2, []byte("b")) // after the heartbeat, before it is written
+	s.flush()
+	hb, err := readEventFrame(br)
+	if err != nil || !hb.Heartbeat || hb.RP.VDL != 1 || hb.WriterVDL != 2 {
+		t.Fatalf("heartbeat %+v, %v: want read point 1 and writer VDL 2", hb, err)
+	}
+	if ev, err := readEventFrame(br); err != nil || len(ev.Commits) != 1 || ev.Commits[0].LSN != 2 {
+		t.Fatalf("got %+v, %v, want commit 2", ev, err)
+	}
+	// A writer that stops refuses new readers.
+	b.closeAll()
+	srv2, cli2 := tcpPair(t)
+	defer srv2.Close()
+	defer cli2.Close()
+	if _, _, err := b.subscribe("r2", srv2); err != errWriterStopping {
+		t.Fatalf("subscribe after closeAll: %v, want errWriterStopping", err)
+	}
+}
