@@ -53,6 +53,16 @@ func subscribedReader(t *testing.T) (*broadcaster, *subscriber, net.Conn) {
 	return b, s, cli
 }
 
+// startStream runs s's sender goroutine; the channel returned closes when it ends.
+func startStream(b *broadcaster, s *subscriber, closed <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.stream(s, closed)
+	}()
+	return done
+}
+
 func publishCommit(b *broadcaster, lsn int, val []byte) {
 	key := []byte(fmt.Sprintf("k%06d", lsn))
 	b.publish(volume.ReadPoint{VDL: redo.LSN(lsn), Epoch: 1},
@@ -66,11 +76,7 @@ func publishCommit(b *broadcaster, lsn int, val []byte) {
 func TestStreamOrderAcrossDirectAndSenderWrites(t *testing.T) {
 	b, s, cli := subscribedReader(t)
 	closed := make(chan struct{})
-	streamDone := make(chan struct{})
-	go func() {
-		defer close(streamDone)
-		b.stream(s, closed)
-	}()
+	streamDone := startStream(b, s, closed)
 
 	const n = 2000
 	val := bytes.Repeat([]byte("v"), 16<<10) // 32 MB in all: far more than the socket buffers
@@ -148,11 +154,7 @@ func TestStreamDropsReaderTooFarBehind(t *testing.T) {
 	defer func(old int) { subscriberMaxBytes = old }(subscriberMaxBytes)
 	subscriberMaxBytes = 1 << 20
 	b, s, _ := subscribedReader(t)
-	streamDone := make(chan struct{})
-	go func() {
-		defer close(streamDone)
-		b.stream(s, make(chan struct{}))
-	}()
+	streamDone := startStream(b, s, make(chan struct{}))
 	val := bytes.Repeat([]byte("v"), 16<<10)
 	for lsn := 1; lsn <= 2000; lsn++ {
 		publishCommit(b, lsn, val)
@@ -183,11 +185,7 @@ func TestStreamStopsAfterFailedWrite(t *testing.T) {
 	defer func(old time.Duration) { streamWriteTimeout = old }(streamWriteTimeout)
 	streamWriteTimeout = 200 * time.Millisecond
 	b, s, cli := subscribedReader(t)
-	streamDone := make(chan struct{})
-	go func() {
-		defer close(streamDone)
-		b.stream(s, make(chan struct{}))
-	}()
+	streamDone := startStream(b, s, make(chan struct{}))
 	val := bytes.Repeat([]byte("v"), 16<<10)
 	lsn := 0
 	for {
