@@ -361,48 +361,45 @@ func (s *subscriber) wake() {
 	}
 }
 
-// flush encodes the queued events and writes them with non-blocking writes, outside s.mu (the
-// writing flag keeps everyone else off the socket meanwhile), until nothing is left or the
-// socket is full; what a full socket leaves goes to the sender goroutine.
+// flush encodes the queued events and writes as much as the socket takes without blocking;
+// what a full socket leaves goes to the sender goroutine. It writes under s.mu: a publish (under
+// the volume's lock) may wait for that one non-blocking write, which is the cheaper choice. With
+// the write outside the lock, a second flush finding the first one writing had to leave its
+// events to it, and the readers' own lag p99 rose from 1.0-1.3 to 1.4-1.8 ms in four alternating
+// 20 s lag runs.
 func (s *subscriber) flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for {
-		if s.gone || s.broken {
-			return
+	if s.gone || s.broken {
+		return
+	}
+	s.encodeLocked()
+	if s.writing || len(s.pend) == 0 {
+		return // the sender is writing: it writes the rest when it is done
+	}
+	n := 0
+	var werr error
+	if err := s.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), s.pend)
+		return true // never wait for room: that is the sender's job
+	}); err != nil {
+		werr = err
+	}
+	if n > 0 {
+		s.direct++
+		s.pend = s.pend[n:]
+		if len(s.pend) == 0 {
+			s.pend = nil
 		}
-		s.encodeLocked()
-		if s.writing || len(s.pend) == 0 {
-			return // whoever is writing writes the rest, or wakes the sender for it
-		}
-		buf := s.takeLocked()
-		s.mu.Unlock()
-		n := 0
-		var werr error
-		if err := s.raw.Write(func(fd uintptr) bool {
-			n, werr = syscall.Write(int(fd), buf)
-			return true // never wait for room: that is the sender's job
-		}); err != nil {
-			werr = err
-		}
-		s.mu.Lock()
-		n = max(n, 0)
-		if n > 0 {
-			s.direct++
-		}
-		s.doneWritingLocked(n)
-		if rest := buf[n:]; len(rest) > 0 {
-			s.pend = append(append(make([]byte, 0, len(rest)+len(s.pend)), rest...), s.pend...)
-		}
-		if werr != nil && !errors.Is(werr, syscall.EAGAIN) {
-			s.broken = true // the sender sees it and ends the stream
-			s.wake()
-			return
-		}
-		if len(s.pend) > 0 && n < len(buf) {
-			s.wake() // the socket is full: the sender waits for room
-			return
-		}
+		s.wroteLocked(n)
+	}
+	if werr != nil && !errors.Is(werr, syscall.EAGAIN) {
+		s.broken = true // the sender sees it and ends the stream
+		s.wake()
+		return
+	}
+	if len(s.pend) > 0 {
+		s.wake() // the socket is full: the sender waits for room
 	}
 }
 
@@ -414,9 +411,15 @@ func (s *subscriber) takeLocked() []byte {
 	return buf
 }
 
-// doneWritingLocked records n more bytes written by the writer that took pend.
+// doneWritingLocked ends the sender's write of what it took from pend: n bytes of it went.
 func (s *subscriber) doneWritingLocked(n int) {
 	s.writing, s.inflight = false, 0
+	s.wroteLocked(n)
+}
+
+// wroteLocked records n more bytes of the stream written, and notes for status the last
+// durable event whose frame is now wholly written.
+func (s *subscriber) wroteLocked(n int) {
 	s.written += int64(n)
 	k := 0
 	for k < len(s.marks) && s.marks[k].end <= s.written {
