@@ -210,9 +210,9 @@ func (s *subscriber) writes() (direct, deferred int64) {
 
 func newBroadcaster() *broadcaster { return &broadcaster{subs: map[*subscriber]struct{}{}} }
 
-// publish is volume.Config.OnDurable: it runs under the volume's lock and never blocks (each
-// subscriber's lock is held only to queue and encode, never across a write); the events go out
-// at flushAll.
+// publish is volume.Config.OnDurable: it runs under the volume's lock and never blocks (it may
+// wait for a subscriber's lock across one non-blocking write, see flush); the events go out at
+// flushAll.
 func (b *broadcaster) publish(rp volume.ReadPoint, ds []volume.Durable) {
 	ev := &event{RP: rp, Ack: time.Now().UnixNano(), Commits: make([]wireCommit, len(ds)), frame: &eventFrame{}}
 	for i, d := range ds {
