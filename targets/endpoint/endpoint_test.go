@@ -125,6 +125,11 @@ func TestProxySwitchDropClose(t *testing.T) {
 	if got, err := roundTrip(c2, r2, "z"); err != nil || got != "b2:z" {
 		t.Fatalf("got %q %v", got, err)
 	}
+	// The dropped connection leaves the count once both its copy goroutines have ended, which
+	// may be after c2's round trip: wait for it (a leak would keep it at 2).
+	for deadline := time.Now().Add(5 * time.Second); p.Conns() != 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if p.Conns() != 1 {
 		t.Fatalf("%d connections, want 1", p.Conns())
 	}
