@@ -258,3 +258,63 @@ func expectCode(t *testing.T, db *sql.DB, code uint16, queries ...string) {
 		}
 	}
 }
+
+// A CALL that names no database, on a connection that has none, answers 1046 as MySQL's does
+// (go-mysql-server panicked on it, and the client lost its connection), by text and prepared;
+// the connection stays usable, and a CALL with a database still gets its own error.
+func TestCallWithoutDatabase(t *testing.T) {
+	w, _ := benchWriter(t)
+	conn, err := w.db("").Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	for _, q := range []string{"CALL nothing()", "call nothing", "/* c */ CALL nothing(1, 'a')", "CALL nothing(); SELECT 1"} {
+		if _, err := conn.ExecContext(ctx, q); errCode(err) != 1046 {
+			t.Errorf("%s: %v, want error 1046", q, err)
+		}
+	}
+	if _, err := conn.PrepareContext(ctx, "CALL nothing(?)"); errCode(err) != 1046 {
+		t.Errorf("prepare CALL: %v, want error 1046", err)
+	}
+	if _, err := conn.ExecContext(ctx, "CALL bench.nothing()"); err == nil || errCode(err) == 1046 {
+		t.Errorf("CALL bench.nothing(): %v, want a missing-procedure error", err)
+	}
+	var one int
+	if err := conn.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("connection after the refused CALLs: %d, %v", one, err)
+	}
+}
+
+// read_only and super_read_only follow the instance's role only: a client's SET GLOBAL of either
+// is refused with 1227 and changes nothing, on a writer and in read-only mode alike.
+func TestReadOnlyVariablesFollowRole(t *testing.T) {
+	w, db := benchWriter(t)
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	check := func(want string) {
+		t.Helper()
+		for _, q := range []string{"SET GLOBAL read_only = 0", "SET GLOBAL read_only = 1", "SET @@global.super_read_only = ON", "SET GLOBAL super_read_only = 0"} {
+			if _, err := conn.ExecContext(ctx, q); errCode(err) != 1227 {
+				t.Errorf("%s: %v, want error 1227", q, err)
+			}
+		}
+		// The session opened before the switch: what it shows is the role now.
+		var ro, sro, gro string
+		if err := conn.QueryRowContext(ctx, "SELECT @@read_only, @@super_read_only, @@global.read_only").Scan(&ro, &sro, &gro); err != nil || ro != want || sro != want || gro != want {
+			t.Fatalf("read_only %s, super_read_only %s, global read_only %s, %v: want %s", ro, sro, gro, err, want)
+		}
+	}
+	check("0")
+	w.fe.SetReadOnly(true)
+	defer w.fe.SetReadOnly(false)
+	check("1")
+	if _, err := conn.ExecContext(ctx, "CREATE TABLE x (id INT PRIMARY KEY)"); errCode(err) != 1290 {
+		t.Errorf("DDL in read-only mode: %v, want 1290", err)
+	}
+}

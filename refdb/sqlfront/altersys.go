@@ -15,6 +15,7 @@ import (
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/dolthub/vitess/go/sqltypes"
 	querypb "github.com/dolthub/vitess/go/vt/proto/query"
+	"github.com/dolthub/vitess/go/vt/sqlparser"
 
 	"github.com/aurorabench/aurorabench/refdb/redo"
 )
@@ -360,6 +361,30 @@ func (h *systemHandler) recoverStatement(c *mysql.Conn, query string, err *error
 	*err = h.after(c, sqlErr(mysql.ERUnknownError, "HY000", fmt.Sprintf("refdb: internal error: %v", x)))
 }
 
+// checkCall answers 1046 (no database selected) for a CALL that names no database on a
+// session that has none, as MySQL does: go-mysql-server v0.20 dereferences the missing
+// database there (planbuilder's buildCall) and panics, which cost the client its connection.
+// Only the statement about to run is looked at (a multi-statement query comes back here for
+// each of the rest).
+func (h *systemHandler) checkCall(ctx context.Context, c *mysql.Conn, query string) error {
+	if firstKeyword(query) != "CALL" {
+		return nil
+	}
+	stmt, err := sqlparser.Parse(firstStatement(query))
+	if err != nil {
+		return nil // go-mysql-server reports it
+	}
+	call, ok := stmt.(*sqlparser.Call)
+	if !ok || call.ProcName.Qualifier.String() != "" {
+		return nil
+	}
+	sqlCtx, _, ok := h.fe.statementSession(ctx, c, query)
+	if !ok || sqlCtx.GetCurrentDatabase() != "" {
+		return nil
+	}
+	return sqlErr(mysql.ERNoDb, "3D000", "No database selected")
+}
+
 // truncateQuery bounds a query for the log.
 func truncateQuery(q string) string {
 	if len(q) > 300 {
@@ -420,6 +445,9 @@ func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepa
 
 func (h *systemHandler) ComQuery(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) (err error) {
 	defer h.recoverStatement(c, query, &err)
+	if err := h.checkCall(ctx, c, query); err != nil {
+		return h.after(c, err)
+	}
 	if !IsAlterSystem(query) {
 		return h.after(c, h.Handler.ComQuery(ctx, c, query, callback))
 	}
@@ -428,6 +456,9 @@ func (h *systemHandler) ComQuery(ctx context.Context, c *mysql.Conn, query strin
 
 func (h *systemHandler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) (rest string, err error) {
 	defer h.recoverStatement(c, query, &err)
+	if err := h.checkCall(ctx, c, query); err != nil {
+		return "", h.after(c, err)
+	}
 	if !IsAlterSystem(query) {
 		rest, err := h.Handler.ComMultiQuery(ctx, c, query, callback)
 		return rest, h.after(c, err)
@@ -443,6 +474,9 @@ func (h *systemHandler) ComPrepare(ctx context.Context, c *mysql.Conn, query str
 	defer h.recoverStatement(c, query, &err)
 	if IsAlterSystem(query) {
 		return nil, sqlErr(erUnsupportedPS, "HY000", "This command is not supported in the prepared statement protocol yet")
+	}
+	if err := h.checkCall(ctx, c, query); err != nil {
+		return nil, err
 	}
 	fields, err = h.Handler.ComPrepare(ctx, c, query, prepare)
 	switch {

@@ -245,8 +245,34 @@ func (f *Frontend) SetReadOnly(on bool) {
 	if on {
 		v = 1
 	}
-	_ = sql.SystemVariables.AssignValues(map[string]any{"read_only": v})
+	roleVariablesOnce.Do(guardRoleVariables)
+	_ = sql.SystemVariables.AssignValues(map[string]any{"read_only": v, "super_read_only": v})
 	// go-mysql-server's own read-only flag answers 1105; the tables and the provider answer 1290.
+}
+
+var roleVariablesOnce sync.Once
+
+// guardRoleVariables makes read_only and super_read_only follow the instance's role alone: a
+// client's SET GLOBAL read_only = 0 on a reader changed what @@read_only showed, not what the
+// reader refuses, and read_only = 1 on a writer refused nothing. As on Aurora, where the
+// cluster sets them, a client's change is refused (1227, the SUPER privilege it lacks).
+// SetReadOnly still assigns them: its context has no client session.
+func guardRoleVariables() {
+	for _, name := range []string{"read_only", "super_read_only"} {
+		v, _, ok := sql.SystemVariables.GetGlobal(name)
+		mv, isMySQL := v.(*sql.MysqlSystemVariable)
+		if !ok || !isMySQL {
+			continue
+		}
+		guarded := *mv
+		guarded.NotifyChanged = func(ctx *sql.Context, _ sql.SystemVariableScope, _ sql.SystemVarValue) error {
+			if _, client := ctx.Session.(*Session); client {
+				return sqlErr(mysql.ERSpecifiedAccessDenied, "42000", fmt.Sprintf("Access denied; you need (at least one of) the SUPER privilege(s) for this operation: refdb sets %s by role (1 on readers, 0 on the writer)", name))
+			}
+			return nil
+		}
+		sql.SystemVariables.AddSystemVariables([]sql.SystemVariable{&guarded})
+	}
 }
 
 func errReadOnly() error {

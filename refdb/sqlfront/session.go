@@ -28,6 +28,20 @@ type Session struct {
 	orphans []*Transaction // transactions go-mysql-server dropped without ending them
 }
 
+// GetSessionVariable answers read_only and super_read_only from the instance's role as it is
+// now: go-mysql-server copies even global-only variables into a session when it opens, so a
+// connection opened before a promotion would go on showing the old role.
+func (s *Session) GetSessionVariable(ctx *sql.Context, name string) (interface{}, error) {
+	switch strings.ToLower(name) {
+	case "read_only", "super_read_only":
+		if s.fe.ReadOnly() {
+			return int8(1), nil
+		}
+		return int8(0), nil
+	}
+	return s.BaseSession.GetSessionVariable(ctx, name)
+}
+
 // SetTransaction notes a transaction being replaced while still open (go-mysql-server drops an
 // autocommit transaction after a failed statement without rolling it back); CommandEnd ends
 // it unless it was put back meanwhile (CALL swaps the transaction out and restores it).
