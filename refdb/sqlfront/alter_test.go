@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"testing"
 )
@@ -317,4 +318,43 @@ func TestReadOnlyVariablesFollowRole(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "CREATE TABLE x (id INT PRIMARY KEY)"); errCode(err) != 1290 {
 		t.Errorf("DDL in read-only mode: %v, want 1290", err)
 	}
+}
+
+// refdb reads and writes no server files for clients (Aurora uses S3): LOAD DATA INFILE and
+// SELECT ... INTO OUTFILE / DUMPFILE answer 1290 as MySQL does with secure_file_priv = NULL,
+// by text and prepared, LOAD_FILE answers NULL, and no file is created.
+func TestNoServerFiles(t *testing.T) {
+	db := benchDB(t, "CREATE TABLE f (id INT PRIMARY KEY, s TEXT)", "INSERT INTO f VALUES (1, 'a')")
+	dir := t.TempDir()
+	secret := dir + "/secret.txt"
+	if err := os.WriteFile(secret, []byte("1\tsecret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := dir + "/out.txt"
+	refused := []string{
+		"LOAD DATA INFILE '" + secret + "' INTO TABLE f",
+		"/* x */ load data infile '" + secret + "' replace into table f",
+		"SELECT * FROM f INTO OUTFILE '" + out + "'",
+		"SELECT s FROM f WHERE id = 1 INTO DUMPFILE '" + out + "'",
+		"SELECT * INTO OUTFILE '" + out + "' FROM f",
+		"SELECT id FROM f UNION SELECT id FROM f INTO OUTFILE '" + out + "'",
+	}
+	expectCode(t, db, 1290, refused...)
+	// Prepared too, but for LOAD DATA: vitess's prepare step fails on it before any handler
+	// runs and drops the connection (MySQL cannot prepare it either: 1295).
+	for _, q := range refused[2:] {
+		if _, err := db.Prepare(q); errCode(err) != 1290 {
+			t.Errorf("prepare %s: %v, want 1290", q, err)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("%s was written: %v", out, err)
+	}
+	var got sql.NullString
+	if err := db.QueryRow("SELECT LOAD_FILE('" + secret + "')").Scan(&got); err != nil || got.Valid {
+		t.Errorf("LOAD_FILE: %q, %v, want NULL", got.String, err)
+	}
+	// Text that only mentions the words is not refused.
+	mustExec(t, db, "INSERT INTO f VALUES (2, 'INTO OUTFILE x; LOAD DATA')")
+	expectRows(t, db, "SELECT COUNT(*) FROM f", "2")
 }

@@ -361,6 +361,14 @@ func (h *systemHandler) recoverStatement(c *mysql.Conn, query string, err *error
 	*err = h.after(c, sqlErr(mysql.ERUnknownError, "HY000", fmt.Sprintf("refdb: internal error: %v", x)))
 }
 
+// precheck refuses, before go-mysql-server sees it, a statement it would mishandle.
+func (h *systemHandler) precheck(ctx context.Context, c *mysql.Conn, query string) error {
+	if err := checkServerFiles(query); err != nil {
+		return err
+	}
+	return h.checkCall(ctx, c, query)
+}
+
 // checkCall answers 1046 (no database selected) for a CALL that names no database on a
 // session that has none, as MySQL does: go-mysql-server v0.20 dereferences the missing
 // database there (planbuilder's buildCall) and panics, which cost the client its connection.
@@ -445,7 +453,7 @@ func (h *systemHandler) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepa
 
 func (h *systemHandler) ComQuery(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) (err error) {
 	defer h.recoverStatement(c, query, &err)
-	if err := h.checkCall(ctx, c, query); err != nil {
+	if err := h.precheck(ctx, c, query); err != nil {
 		return h.after(c, err)
 	}
 	if !IsAlterSystem(query) {
@@ -456,7 +464,7 @@ func (h *systemHandler) ComQuery(ctx context.Context, c *mysql.Conn, query strin
 
 func (h *systemHandler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, callback mysql.ResultSpoolFn) (rest string, err error) {
 	defer h.recoverStatement(c, query, &err)
-	if err := h.checkCall(ctx, c, query); err != nil {
+	if err := h.precheck(ctx, c, query); err != nil {
 		return "", h.after(c, err)
 	}
 	if !IsAlterSystem(query) {
@@ -475,7 +483,7 @@ func (h *systemHandler) ComPrepare(ctx context.Context, c *mysql.Conn, query str
 	if IsAlterSystem(query) {
 		return nil, sqlErr(erUnsupportedPS, "HY000", "This command is not supported in the prepared statement protocol yet")
 	}
-	if err := h.checkCall(ctx, c, query); err != nil {
+	if err := h.precheck(ctx, c, query); err != nil {
 		return nil, err
 	}
 	fields, err = h.Handler.ComPrepare(ctx, c, query, prepare)

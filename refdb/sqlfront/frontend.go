@@ -137,7 +137,7 @@ func New(cfg Config) (*Frontend, error) {
 		secs = 1
 	}
 	if err := sql.SystemVariables.AssignValues(map[string]any{"version": Version, "version_comment": "refdb (Aurora reference)",
-		"innodb_lock_wait_timeout": secs}); err != nil {
+		"innodb_lock_wait_timeout": secs, "secure_file_priv": noServerFiles}); err != nil {
 		return nil, fmt.Errorf("sqlfront: system variables: %w", err)
 	}
 	enableRules()
