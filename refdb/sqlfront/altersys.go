@@ -361,6 +361,23 @@ func (h *systemHandler) recoverStatement(c *mysql.Conn, query string, err *error
 	*err = h.after(c, sqlErr(mysql.ERUnknownError, "HY000", fmt.Sprintf("refdb: internal error: %v", x)))
 }
 
+// vitessInfoLen is the length vitess announces for every OK packet's info: it writes the info
+// after a fixed byte '#' (35), the length of "Rows matched: 1  Changed: 1  Warnings: 0".
+const vitessInfoLen = 35
+
+// okInfo drops an OK packet's info shorter than vitessInfoLen ("Statement prepared", after a
+// PREPARE): MariaDB's client library reads the info as a length-prefixed string and, told 35
+// bytes where fewer follow, failed the statement with error 2027 (malformed packet). The OK
+// packet then goes without an info, which every client reads.
+func okInfo(cb mysql.ResultSpoolFn) mysql.ResultSpoolFn {
+	return func(res *sqltypes.Result, more bool) error {
+		if res != nil && len(res.Fields) == 0 && res.Info != "" && len(res.Info) < vitessInfoLen {
+			res.Info = ""
+		}
+		return cb(res, more)
+	}
+}
+
 // precheck refuses, before go-mysql-server sees it, a statement it would mishandle.
 func (h *systemHandler) precheck(ctx context.Context, c *mysql.Conn, query string) error {
 	if err := checkServerFiles(query); err != nil {
@@ -457,7 +474,7 @@ func (h *systemHandler) ComQuery(ctx context.Context, c *mysql.Conn, query strin
 		return h.after(c, err)
 	}
 	if !IsAlterSystem(query) {
-		return h.after(c, h.Handler.ComQuery(ctx, c, query, callback))
+		return h.after(c, h.Handler.ComQuery(ctx, c, query, okInfo(callback)))
 	}
 	return h.run(ctx, c, firstStatement(query), callback)
 }
@@ -468,7 +485,7 @@ func (h *systemHandler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query 
 		return "", h.after(c, err)
 	}
 	if !IsAlterSystem(query) {
-		rest, err := h.Handler.ComMultiQuery(ctx, c, query, callback)
+		rest, err := h.Handler.ComMultiQuery(ctx, c, query, okInfo(callback))
 		return rest, h.after(c, err)
 	}
 	stmt, rest := firstStatement(query), ""

@@ -2,9 +2,13 @@ package sqlfront
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dolthub/vitess/go/sqltypes"
+	querypb "github.com/dolthub/vitess/go/vt/proto/query"
 
 	"github.com/aurorabench/aurorabench/refdb/redo"
 )
@@ -113,4 +117,30 @@ func FuzzParseAlterSystem(f *testing.F) {
 			t.Fatalf("%q: second parse differs", q)
 		}
 	})
+}
+
+// okInfo drops only an OK packet's info shorter than the length vitess announces for it (after
+// PREPARE, "Statement prepared" made MariaDB's client fail with a malformed packet); an
+// UPDATE's info and result sets pass unchanged.
+func TestOKInfoShorterThanVitessAnnounces(t *testing.T) {
+	var got []string
+	cb := okInfo(func(res *sqltypes.Result, more bool) error {
+		got = append(got, res.Info)
+		return nil
+	})
+	for _, res := range []*sqltypes.Result{
+		{Info: "Statement prepared"},
+		{Info: "Rows matched: 1  Changed: 1  Warnings: 0"[:vitessInfoLen]},
+		{Info: "Rows matched: 12  Changed: 12  Warnings: 0"},
+		{Info: "short", Fields: []*querypb.Field{{Name: "x"}}},
+		{},
+	} {
+		if err := cb(res, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"", "Rows matched: 1  Changed: 1  Warnings: 0"[:vitessInfoLen], "Rows matched: 12  Changed: 12  Warnings: 0", "short", ""}
+	if !slices.Equal(got, want) {
+		t.Fatalf("infos %q, want %q", got, want)
+	}
 }
