@@ -64,7 +64,7 @@ func (l *Lag) Setup(ctx context.Context, env *Env) error {
 		l.replicas = []string{"reader"}
 	}
 	if env.Concurrency <= len(l.replicas) {
-		return fmt.Errorf("lag workload needs --concurrency above the number of replicas (%d): one poller per replica plus writers", len(l.replicas))
+		return &ConfigError{fmt.Errorf("lag workload needs --concurrency above the number of replicas (%d): one poller per replica plus writers", len(l.replicas))}
 	}
 	return execAll(ctx, env.Writer,
 		"DROP TABLE IF EXISTS lag_markers",

@@ -19,6 +19,13 @@ import (
 	"github.com/aurorabench/aurorabench/targets"
 )
 
+// ConfigError is a Setup failure that no retry can mend: the workload cannot run with the
+// settings it was given against this target (too few workers for its replicas, say).
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // Env is what a workload may use: connection pools to the writer and the
 // reader endpoint, and direct DSNs of every replica.
 type Env struct {

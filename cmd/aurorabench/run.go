@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -621,7 +622,8 @@ func setupWithRetry(ctx context.Context, wl workloads.Workload, env *workloads.E
 	deadline := time.Now().Add(setupRetryFor)
 	for attempt := 1; ; attempt++ {
 		err := wl.Setup(ctx, env)
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+		var cfgErr *workloads.ConfigError
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) || errors.As(err, &cfgErr) {
 			return err
 		}
 		slog.Warn("workload setup failed; retrying", "workload", wl.Name(), "attempt", attempt, "err", err)
