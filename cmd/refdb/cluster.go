@@ -58,6 +58,12 @@ func runCluster(ctx context.Context, args []string, stderr io.Writer) error {
 	switch args[0] {
 	case "up":
 		n := *readers
+		if n < 0 || n > refcluster.MaxReaders {
+			return fmt.Errorf("%w: --readers must be 0..%d, got %d", errUsage, refcluster.MaxReaders, n)
+		}
+		if *base != 0 && (*base < refcluster.MinPortBase || *base > refcluster.MaxPortBase) {
+			return fmt.Errorf("%w: --port-base must be %d..%d, got %d", errUsage, refcluster.MinPortBase, refcluster.MaxPortBase, *base)
+		}
 		if n == 0 {
 			n = refcluster.NoReaders
 		}

@@ -25,6 +25,11 @@ func TestUsageErrors(t *testing.T) {
 		{"storage", "--id", "s1", "--data", t.TempDir(), "--secret", "x", "--timer-slack", "soon"},
 		{"instance", "--id", "db2", "--role", "reader", "--secret", "x", "--storage", "s1=127.0.0.1:1", "--control", "127.0.0.1:2", "--reader-nice", "5"},
 		{"instance", "--id", "db2", "--role", "reader", "--secret", "x", "--storage", "s1=127.0.0.1:1", "--control", "127.0.0.1:2", "--reader-nice", "-21"},
+		// -1 is the package's own "no readers" value: it started a cluster with none.
+		{"cluster", "up", "--dir", t.TempDir(), "--readers", "-1"},
+		{"cluster", "up", "--dir", t.TempDir(), "--readers", "16"},
+		{"cluster", "up", "--dir", t.TempDir(), "--port-base", "80"},
+		{"cluster", "up", "--dir", t.TempDir(), "--port-base", "65500"},
 	}
 	t.Setenv("REFDB_SECRET", "")
 	for _, args := range cases {

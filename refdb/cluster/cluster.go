@@ -211,8 +211,8 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if cfg.PortBase == 0 {
 		cfg.PortBase = DefaultPortBase
 	}
-	if cfg.PortBase < 1024 || cfg.PortBase > 65400 {
-		return nil, fmt.Errorf("cluster: port base must be 1024..65400, got %d", cfg.PortBase)
+	if cfg.PortBase < MinPortBase || cfg.PortBase > MaxPortBase {
+		return nil, fmt.Errorf("cluster: port base must be %d..%d, got %d", MinPortBase, MaxPortBase, cfg.PortBase)
 	}
 	cfg.User = or(cfg.User, "admin")
 	cfg.Database = or(cfg.Database, "bench")

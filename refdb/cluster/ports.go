@@ -25,6 +25,12 @@ const MaxReaders = 15
 //	base+80           control admin HTTP        (3480)
 type Ports struct{ Base int }
 
+// The range of PortBase: out of the privileged ports, and room for the cluster's 100 below 65536.
+const (
+	MinPortBase = 1024
+	MaxPortBase = 65400
+)
+
 func (p Ports) WriterEndpoint() string { return addr(p.Base + 6) }
 func (p Ports) ReaderEndpoint() string { return addr(p.Base + 7) }
 func (p Ports) Control() string        { return addr(p.Base + 80) }
