@@ -126,8 +126,25 @@ func (c *Control) PlannedFailover(ctx context.Context, target string) (string, e
 var errNotFound = errors.New("not found")
 
 func (c *Control) handleFailover(w http.ResponseWriter, r *http.Request) {
+	// A failover moves the writer: a request it does not fully understand (a misspelt
+	// parameter, a target sent as a body) is refused rather than read as "the best reader".
+	q := r.URL.Query()
+	for k := range q {
+		if k != "target" {
+			instanceapi.WriteError(w, http.StatusBadRequest, fmt.Errorf("%w: unknown parameter %q (POST /failover[?target=ID])", errBadRequest, k))
+			return
+		}
+	}
+	if len(q["target"]) > 1 {
+		instanceapi.WriteError(w, http.StatusBadRequest, fmt.Errorf("%w: target given %d times", errBadRequest, len(q["target"])))
+		return
+	}
+	if n, _ := r.Body.Read(make([]byte, 1)); n > 0 {
+		instanceapi.WriteError(w, http.StatusBadRequest, fmt.Errorf("%w: POST /failover takes no body; name the reader with ?target=ID", errBadRequest))
+		return
+	}
 	// The failover must finish even if the client goes away: bound it by our life only.
-	id, err := c.PlannedFailover(c.life, r.URL.Query().Get("target"))
+	id, err := c.PlannedFailover(c.life, q.Get("target"))
 	if err != nil {
 		instanceapi.WriteError(w, errCode(err), err)
 		return

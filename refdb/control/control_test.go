@@ -242,6 +242,19 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 
+	// A failover request it does not fully understand is refused, and moves nothing.
+	for _, bad := range []struct {
+		query string
+		body  any
+	}{{"?targte=db2", nil}, {"?target=db2&target=db3", nil}, {"", map[string]string{"target": "db2"}}} {
+		err := instanceapi.Do(ctx, hc, http.MethodPost, f.Admin+"/failover"+bad.query, bad.body, nil)
+		var ae *instanceapi.Error
+		if !errors.As(err, &ae) || ae.Code != http.StatusBadRequest {
+			t.Errorf("failover%s with body %v: got %v, want 400", bad.query, bad.body, err)
+		}
+	}
+	waitGreeting(t, "the writer to stay after refused failovers", f.WriterEndpoint, "db1 writer")
+
 	// Kill the writer while a client holds a connection through the writer endpoint.
 	_, held, err := greet(f.WriterEndpoint)
 	if err != nil {
