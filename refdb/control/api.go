@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -293,7 +294,12 @@ func (c *Control) handleAddReader(w http.ResponseWriter, r *http.Request) {
 	var req AddReaderRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 	if err == nil && len(body) > 0 {
-		err = json.Unmarshal(body, &req)
+		// Strictly: a misspelt field ("azz") would otherwise start a reader somewhere else.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(&req); err == nil && dec.More() {
+			err = errors.New("data after the request object")
+		}
 	}
 	if err != nil {
 		instanceapi.WriteError(w, http.StatusBadRequest, fmt.Errorf("malformed request: %w", err))

@@ -255,6 +255,49 @@ func TestClusterFailover(t *testing.T) {
 	}
 	waitGreeting(t, "the writer to stay after refused failovers", f.WriterEndpoint, "db1 writer")
 
+	// Add a reader through the admin API: it serves, and the reader endpoint reaches it; bad
+	// requests start nothing.
+	for _, body := range []string{`{"azz":"az1"}`, `{"az":"az9"}`, `{"tier":16}`, `{"az":"az1"} {}`, `{bad`} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.Admin+"/readers", strings.NewReader(body))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("POST /readers %s: %d, want 400", body, resp.StatusCode)
+		}
+	}
+	var added cluster.Node
+	if err := instanceapi.Do(ctx, hc, http.MethodPost, f.Admin+"/readers", control.AddReaderRequest{AZ: "az1", Tier: 2}, &added); err != nil {
+		t.Fatalf("add a reader: %v", err)
+	}
+	if added.ID != "db4" || added.AZ != "az1" || added.Tier != 2 || !cluster.Alive(added.PID, added.PIDStart) {
+		t.Fatalf("added reader %+v", added)
+	}
+	pids = append(pids, added.PID)
+	waitFor(t, "reader endpoint to reach the added reader", func() (bool, error) {
+		g, conn, err := greet(f.ReaderEndpoint)
+		if err == nil {
+			conn.Close()
+		}
+		return g == "db4 reader", fmt.Errorf("greeting %q: %v", g, err)
+	})
+	// The writer cannot be removed as a reader; the added reader can, and its process stops.
+	var ae *instanceapi.Error
+	if err := instanceapi.Do(ctx, hc, http.MethodDelete, f.Admin+"/readers/db1", nil, nil); !errors.As(err, &ae) || ae.Code != http.StatusConflict {
+		t.Errorf("remove the writer: %v, want 409", err)
+	}
+	if err := instanceapi.Do(ctx, hc, http.MethodDelete, f.Admin+"/readers/db4", nil, nil); err != nil {
+		t.Fatalf("remove the added reader: %v", err)
+	}
+	if cluster.Alive(added.PID, added.PIDStart) {
+		t.Errorf("removed reader's process %d still runs", added.PID)
+	}
+	waitStatus(t, ctx, f, "the removed reader to leave the status", func(st cluster.Status) (bool, error) {
+		return st.Node("db4") == nil && len(st.Instances()) == 3, fmt.Errorf("%d instances", len(st.Instances()))
+	})
+
 	// Kill the writer while a client holds a connection through the writer endpoint.
 	_, held, err := greet(f.WriterEndpoint)
 	if err != nil {
