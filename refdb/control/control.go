@@ -19,8 +19,10 @@
 // Admin API:
 //
 //	GET    /status[?wait=V&timeout=D]  cluster.Status; with wait, blocks until Version != V
-//	POST   /failover[?target=ID]       planned failover; 409 if one runs or the target is dead or lagging
-//	POST   /readers                    {"az":"az2","tier":1} adds a reader; answers its node
+//	POST   /failover[?target=ID]       planned failover; 409 if one runs or the target is dead or lagging;
+//	                                   400 for any other parameter or a body
+//	POST   /readers                    {"az":"az2","tier":1} adds a reader; answers its node; 400 for
+//	                                   an unknown field
 //	DELETE /readers/{id}               stops and removes a reader
 //	POST   /instances/{id}/start       starts a stopped instance (as a reader unless it is a lone writer)
 //	GET    /metrics                    Prometheus
