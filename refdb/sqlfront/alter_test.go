@@ -358,3 +358,35 @@ func TestNoServerFiles(t *testing.T) {
 	mustExec(t, db, "INSERT INTO f VALUES (2, 'INTO OUTFILE x; LOAD DATA')")
 	expectRows(t, db, "SELECT COUNT(*) FROM f", "2")
 }
+
+// SERIALIZABLE is refused with 1235, by every way of setting it, and changes nothing: refdb runs
+// transactions as REPEATABLE READ, which covers the weaker levels (they are accepted).
+func TestSerializableRefused(t *testing.T) {
+	db := benchDB(t)
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	for _, q := range []string{
+		"SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+		"SET GLOBAL TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+		"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+		"SET transaction_isolation = 'SERIALIZABLE'",
+		"SET @@session.tx_isolation = 'serializable'",
+	} {
+		if _, err := conn.ExecContext(ctx, q); errCode(err) != 1235 {
+			t.Errorf("%s: %v, want error 1235", q, err)
+		}
+	}
+	var level string
+	if err := conn.QueryRowContext(ctx, "SELECT @@transaction_isolation").Scan(&level); err != nil || level != "REPEATABLE-READ" {
+		t.Fatalf("isolation after the refusals: %q, %v", level, err)
+	}
+	for _, q := range []string{"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", "SET transaction_isolation = 'READ-UNCOMMITTED'", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,12 +246,29 @@ func (f *Frontend) SetReadOnly(on bool) {
 	if on {
 		v = 1
 	}
-	roleVariablesOnce.Do(guardRoleVariables)
+	roleVariablesOnce.Do(func() {
+		guardRoleVariables()
+		guardIsolation()
+	})
 	_ = sql.SystemVariables.AssignValues(map[string]any{"read_only": v, "super_read_only": v})
 	// go-mysql-server's own read-only flag answers 1105; the tables and the provider answer 1290.
 }
 
 var roleVariablesOnce sync.Once
+
+// guardIsolation refuses SERIALIZABLE. refdb runs every transaction as MySQL's REPEATABLE READ
+// (plain reads from a snapshot taken at its start, locking reads of the latest version), which
+// also covers READ COMMITTED and READ UNCOMMITTED: it never shows less than they promise.
+// SERIALIZABLE promises more (MySQL makes plain reads locking), and go-mysql-server took it
+// without a word.
+func guardIsolation() {
+	guardVariables([]string{"transaction_isolation", "tx_isolation"}, func(ctx *sql.Context, name string, v sql.SystemVarValue) error {
+		if strings.EqualFold(fmt.Sprint(v.Val), "SERIALIZABLE") {
+			return sqlErr(mysql.ERNotSupportedYet, "42000", "This version of refdb doesn't yet support 'SERIALIZABLE': transactions run as REPEATABLE READ")
+		}
+		return nil
+	})
+}
 
 // guardRoleVariables makes read_only and super_read_only follow the instance's role alone: a
 // client's SET GLOBAL read_only = 0 on a reader changed what @@read_only showed, not what the
@@ -258,18 +276,29 @@ var roleVariablesOnce sync.Once
 // cluster sets them, a client's change is refused (1227, the SUPER privilege it lacks).
 // SetReadOnly still assigns them: its context has no client session.
 func guardRoleVariables() {
-	for _, name := range []string{"read_only", "super_read_only"} {
+	guardVariables([]string{"read_only", "super_read_only"}, func(ctx *sql.Context, name string, _ sql.SystemVarValue) error {
+		if _, client := ctx.Session.(*Session); client {
+			return sqlErr(mysql.ERSpecifiedAccessDenied, "42000", fmt.Sprintf("Access denied; you need (at least one of) the SUPER privilege(s) for this operation: refdb sets %s by role (1 on readers, 0 on the writer)", name))
+		}
+		return nil
+	})
+}
+
+// guardVariables re-registers go-mysql-server's system variables names with check run on every
+// change of them (go-mysql-server's NotifyChanged, which may refuse it).
+func guardVariables(names []string, check func(ctx *sql.Context, name string, v sql.SystemVarValue) error) {
+	for _, name := range names {
 		v, _, ok := sql.SystemVariables.GetGlobal(name)
 		mv, isMySQL := v.(*sql.MysqlSystemVariable)
 		if !ok || !isMySQL {
 			continue
 		}
-		guarded := *mv
-		guarded.NotifyChanged = func(ctx *sql.Context, _ sql.SystemVariableScope, _ sql.SystemVarValue) error {
-			if _, client := ctx.Session.(*Session); client {
-				return sqlErr(mysql.ERSpecifiedAccessDenied, "42000", fmt.Sprintf("Access denied; you need (at least one of) the SUPER privilege(s) for this operation: refdb sets %s by role (1 on readers, 0 on the writer)", name))
+		guarded, orig := *mv, mv.NotifyChanged
+		guarded.NotifyChanged = func(ctx *sql.Context, scope sql.SystemVariableScope, v sql.SystemVarValue) error {
+			if err := check(ctx, name, v); err != nil || orig == nil {
+				return err
 			}
-			return nil
+			return orig(ctx, scope, v)
 		}
 		sql.SystemVariables.AddSystemVariables([]sql.SystemVariable{&guarded})
 	}
