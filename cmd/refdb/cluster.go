@@ -58,11 +58,10 @@ func runCluster(ctx context.Context, args []string, stderr io.Writer) error {
 	switch args[0] {
 	case "up":
 		n := *readers
+		// Checked here, not left to Up: the flag's 0 is Config's NoReaders and Config's 0 the
+		// default, so a -1 given here would pass Up's check as "no readers".
 		if n < 0 || n > refcluster.MaxReaders {
 			return fmt.Errorf("%w: --readers must be 0..%d, got %d", errUsage, refcluster.MaxReaders, n)
-		}
-		if *base != 0 && (*base < refcluster.MinPortBase || *base > refcluster.MaxPortBase) {
-			return fmt.Errorf("%w: --port-base must be %d..%d, got %d", errUsage, refcluster.MinPortBase, refcluster.MaxPortBase, *base)
 		}
 		if n == 0 {
 			n = refcluster.NoReaders
@@ -72,7 +71,7 @@ func runCluster(ctx context.Context, args []string, stderr io.Writer) error {
 			InstanceFlags: strings.Fields(*instanceFlags), StorageFlags: strings.Fields(*storageFlags), Log: log,
 			Unsafe: unsafe()})
 		if err != nil {
-			if errors.Is(err, refcluster.ErrPortInUse) || errors.Is(err, refcluster.ErrRunning) {
+			if errors.Is(err, refcluster.ErrBadConfig) || errors.Is(err, refcluster.ErrPortInUse) || errors.Is(err, refcluster.ErrRunning) {
 				return fmt.Errorf("%w: %w", errUsage, err)
 			}
 			return err

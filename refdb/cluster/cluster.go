@@ -182,6 +182,9 @@ func (f *File) StorageList() []string {
 // AZs are the availability zones of a local cluster.
 var AZs = []string{"az1", "az2", "az3"}
 
+// ErrBadConfig is returned by Up, before it starts anything, for a Config out of range.
+var ErrBadConfig = errors.New("cluster: bad configuration")
+
 // ErrRunning is returned by Up when the folder already has a live cluster.
 var ErrRunning = errors.New("a cluster is already running in this folder")
 
@@ -206,13 +209,13 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	case cfg.Readers == NoReaders:
 		cfg.Readers = 0
 	case cfg.Readers < 0 || cfg.Readers > MaxReaders:
-		return nil, fmt.Errorf("cluster: readers must be 0..%d, got %d", MaxReaders, cfg.Readers)
+		return nil, fmt.Errorf("%w: readers must be 0..%d, got %d", ErrBadConfig, MaxReaders, cfg.Readers)
 	}
 	if cfg.PortBase == 0 {
 		cfg.PortBase = DefaultPortBase
 	}
 	if cfg.PortBase < MinPortBase || cfg.PortBase > MaxPortBase {
-		return nil, fmt.Errorf("cluster: port base must be %d..%d, got %d", MinPortBase, MaxPortBase, cfg.PortBase)
+		return nil, fmt.Errorf("%w: port base must be %d..%d, got %d", ErrBadConfig, MinPortBase, MaxPortBase, cfg.PortBase)
 	}
 	cfg.User = or(cfg.User, "admin")
 	cfg.Database = or(cfg.Database, "bench")

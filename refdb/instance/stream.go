@@ -162,7 +162,7 @@ type broadcaster struct {
 var (
 	streamWriteTimeout  = 5 * time.Second
 	subscriberMaxEvents = 4096
-	subscriberMaxBytes  = 64 << 20 // a variable for the test of dropping a reader
+	subscriberMaxBytes  = 64 << 20
 )
 
 type subscriber struct {
@@ -172,14 +172,13 @@ type subscriber struct {
 	writerVDL *atomic.Uint64 // the broadcaster's vdl
 	kick      chan struct{}  // cap 1: the sender has bytes to write
 	dead      chan struct{}
-	connected time.Time
 
 	mu       sync.Mutex
 	gone     bool             // dropped: dead is closed
 	broken   bool             // a write failed: the stream may end inside a frame, nothing more is written
 	q        []*event         // queued, not yet encoded into pend
 	pend     []byte           // encoded frames not yet written, in order
-	writing  bool             // someone is writing bytes taken from pend: nobody else writes meanwhile
+	writing  bool             // the sender is writing bytes it took from pend: flush leaves the socket alone
 	inflight int              // how many bytes that is
 	qDurable volume.ReadPoint // the last durable read point queued: what heartbeats repeat
 	// Stream offsets in bytes: encoded and written so far, and where each durable event's frame
@@ -281,7 +280,7 @@ func (b *broadcaster) subscribe(id string, conn net.Conn) (*subscriber, volume.R
 		return nil, volume.ReadPoint{}, fmt.Errorf("stream connection: %w", err)
 	}
 	s := &subscriber{id: id, conn: conn, raw: raw, writerVDL: &b.vdl, kick: make(chan struct{}, 1),
-		dead: make(chan struct{}), connected: time.Now()}
+		dead: make(chan struct{})}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -403,20 +402,6 @@ func (s *subscriber) flush() {
 	}
 }
 
-// takeLocked hands pend to a writer.
-func (s *subscriber) takeLocked() []byte {
-	buf := s.pend
-	s.pend = nil
-	s.writing, s.inflight = true, len(buf)
-	return buf
-}
-
-// doneWritingLocked ends the sender's write of what it took from pend: n bytes of it went.
-func (s *subscriber) doneWritingLocked(n int) {
-	s.writing, s.inflight = false, 0
-	s.wroteLocked(n)
-}
-
 // wroteLocked records n more bytes of the stream written, and notes for status the last
 // durable event whose frame is now wholly written.
 func (s *subscriber) wroteLocked(n int) {
@@ -470,14 +455,17 @@ func (s *subscriber) sendPending() error {
 		s.mu.Unlock()
 		return nil // flush is writing: it finishes, or wakes us again
 	}
-	buf := s.takeLocked()
+	buf := s.pend
+	s.pend = nil
+	s.writing, s.inflight = true, len(buf)
 	s.mu.Unlock()
 	_ = s.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	n, err := s.conn.Write(buf)
 	// The non-blocking writes of flush must not meet a deadline that has passed.
 	_ = s.conn.SetWriteDeadline(time.Time{})
 	s.mu.Lock()
-	s.doneWritingLocked(n)
+	s.writing, s.inflight = false, 0
+	s.wroteLocked(n)
 	if err != nil {
 		s.broken = true
 		s.mu.Unlock()

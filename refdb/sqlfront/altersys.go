@@ -380,21 +380,22 @@ func okInfo(cb mysql.ResultSpoolFn) mysql.ResultSpoolFn {
 
 // precheck refuses, before go-mysql-server sees it, a statement it would mishandle.
 func (h *systemHandler) precheck(ctx context.Context, c *mysql.Conn, query string) error {
-	if err := checkServerFiles(query); err != nil {
+	kw := firstKeyword(query)
+	if err := checkServerFiles(kw, query); err != nil {
 		return err
 	}
-	return h.checkCall(ctx, c, query)
+	if kw == "CALL" {
+		return h.checkCall(ctx, c, query)
+	}
+	return nil
 }
 
-// checkCall answers 1046 (no database selected) for a CALL that names no database on a
+// checkCall answers 1046 (no database selected) for a CALL (query) that names no database on a
 // session that has none, as MySQL does: go-mysql-server v0.20 dereferences the missing
 // database there (planbuilder's buildCall) and panics, which cost the client its connection.
 // Only the statement about to run is looked at (a multi-statement query comes back here for
 // each of the rest).
 func (h *systemHandler) checkCall(ctx context.Context, c *mysql.Conn, query string) error {
-	if firstKeyword(query) != "CALL" {
-		return nil
-	}
 	stmt, err := sqlparser.Parse(firstStatement(query))
 	if err != nil {
 		return nil // go-mysql-server reports it

@@ -132,6 +132,9 @@ func New(cfg Config) (*Frontend, error) {
 			&sql.MysqlSystemVariable{Name: "innodb_lock_wait_timeout", Scope: sql.GetMysqlScope(sql.SystemVariableScope_Both),
 				Dynamic: true, Type: types.NewSystemIntType("innodb_lock_wait_timeout", 1, 1073741824, false), Default: int64(50)},
 		})
+		// A client may not set these to what refdb does not do (see each).
+		guardRoleVariables()
+		guardIsolation()
 	})
 	secs := int64(cfg.LockWaitTimeout / time.Second)
 	if secs < 1 {
@@ -246,15 +249,9 @@ func (f *Frontend) SetReadOnly(on bool) {
 	if on {
 		v = 1
 	}
-	roleVariablesOnce.Do(func() {
-		guardRoleVariables()
-		guardIsolation()
-	})
 	_ = sql.SystemVariables.AssignValues(map[string]any{"read_only": v, "super_read_only": v})
 	// go-mysql-server's own read-only flag answers 1105; the tables and the provider answer 1290.
 }
-
-var roleVariablesOnce sync.Once
 
 // guardIsolation refuses SERIALIZABLE. refdb runs every transaction as MySQL's REPEATABLE READ
 // (plain reads from a snapshot taken at its start, locking reads of the latest version), which

@@ -18,10 +18,11 @@ import (
 // checks refuse every path (LOAD_FILE then answers NULL), behind checkServerFiles.
 const noServerFiles = "/nonexistent/refdb-reads-and-writes-no-server-files"
 
-// checkServerFiles answers 1290 for a statement that would read or write a file on the server.
-// Only the statement about to run is looked at (a multi-statement query comes back for each).
-func checkServerFiles(query string) error {
-	if firstKeyword(query) != "LOAD" && !containsFold(query, "file") { // INTO OUTFILE, INTO DUMPFILE
+// checkServerFiles answers 1290 for a statement that would read or write a file on the server;
+// kw is its first keyword. Only the statement about to run is looked at (a multi-statement
+// query comes back for each).
+func checkServerFiles(kw, query string) error {
+	if kw != "LOAD" && !containsFold(query, "file") { // INTO OUTFILE, INTO DUMPFILE
 		return nil
 	}
 	stmt, err := sqlparser.Parse(firstStatement(query))

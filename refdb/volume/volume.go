@@ -387,10 +387,9 @@ func (v *Volume) release() {
 	for i < len(v.waiters) && (all || v.waiters[i].lsn <= v.core.VDL()) {
 		i++
 	}
-	// Readers first, then the committers: OnDurable readies the stream's senders before the
-	// commits' goroutines, so Go's scheduler runs them ahead of the committers' replies (the
-	// readers' lag is the time from durable to visible; a durable commit may be visible before
-	// its client has the ack, as in any database).
+	// OnDurable queues the batch for the replica stream; AfterDurable, once the lock is let go,
+	// writes it to the readers before this goroutine does anything else, so a durable commit
+	// may be visible on a reader before its client has the ack, as in any database.
 	if v.cfg.OnDurable != nil && i > 0 && v.core != nil && v.core.Fenced() == nil {
 		vdl := v.core.VDL()
 		var ds []Durable
